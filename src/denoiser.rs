@@ -1,0 +1,248 @@
+//! The whole pipeline: weights -> model, image -> tiles -> sampling loop ->
+//! blended image. Async so the browser can await read-backs and stay
+//! responsive; native callers use [`block_on`].
+
+use std::future::Future;
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use image::RgbaImage;
+
+use crate::diffusion::{Predictor, SamplerKind, Schedule, ScheduleError};
+use crate::model::{UNet, UNetConfig};
+use crate::tiling::{read_tile, tile_side_for_budget, BandBlender, Overlap, TileGrid, TilingError};
+use crate::weights::{self, Header, WeightsError};
+
+/// Default activation-memory budget for one tile, natively.
+pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
+/// Tiles never grow past this side, whatever the budget.
+pub const MAX_TILE_SIDE: usize = 2048;
+
+/// How to denoise one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenoiseOptions {
+    /// Network evaluations per tile (a strided subset of `T`).
+    pub steps: usize,
+    pub sampler: SamplerKind,
+    /// 1 = full denoising (input taken as `x_T`); lower = lighter; 0 = none.
+    pub strength: f32,
+    /// Tile side in pixels; `None` derives it from `memory_budget`.
+    pub tile_size: Option<usize>,
+    /// Bytes of activation memory one tile may use.
+    pub memory_budget: usize,
+    pub overlap: Overlap,
+}
+
+impl Default for DenoiseOptions {
+    fn default() -> Self {
+        Self {
+            steps: 4,
+            sampler: SamplerKind::Improved,
+            strength: 1.0,
+            tile_size: None,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            overlap: Overlap::DEFAULT,
+        }
+    }
+}
+
+/// Where a run is; `fraction` goes from 0 to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// 1-based step within the current tile (0 before the first).
+    pub step: usize,
+    pub steps: usize,
+    /// 1-based tile index.
+    pub tile: usize,
+    pub tiles: usize,
+    pub fraction: f64,
+}
+
+/// Returned by an observer to stop a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+/// Receives progress between steps and tiles and may cancel the run.
+#[allow(async_fn_in_trait)]
+pub trait Observer {
+    async fn progress(&mut self, progress: Progress) -> Result<(), Cancelled>;
+}
+
+/// Observes nothing and never cancels.
+pub struct Unobserved;
+
+impl Observer for Unobserved {
+    async fn progress(&mut self, _progress: Progress) -> Result<(), Cancelled> {
+        Ok(())
+    }
+}
+
+/// Adapts a synchronous callback (native progress bars, Ctrl-C flags).
+pub struct Callback<F>(pub F);
+
+impl<F: FnMut(Progress) -> Result<(), Cancelled>> Observer for Callback<F> {
+    async fn progress(&mut self, progress: Progress) -> Result<(), Cancelled> {
+        (self.0)(progress)
+    }
+}
+
+/// Why a denoising run did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DenoiseError {
+    #[error(transparent)]
+    Options(#[from] ScheduleError),
+    #[error(transparent)]
+    Tiling(#[from] TilingError),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("the backend failed: {0}")]
+    Backend(String),
+}
+
+impl From<Cancelled> for DenoiseError {
+    fn from(_: Cancelled) -> Self {
+        DenoiseError::Cancelled
+    }
+}
+
+/// A loaded model with its metadata, ready to denoise images.
+pub struct Denoiser<B: Backend> {
+    model: UNet<B>,
+    header: Header,
+    device: B::Device,
+}
+
+impl<B: Backend> Denoiser<B> {
+    /// Loads a weights file (see [`crate::weights`]) onto `device`.
+    pub fn from_bytes(bytes: &[u8], device: &B::Device) -> Result<Self, WeightsError> {
+        let (model, header) = weights::from_bytes::<B>(bytes, device)?;
+        Ok(Self { model, header, device: device.clone() })
+    }
+
+    pub fn new(model: UNet<B>, header: Header, device: B::Device) -> Self {
+        Self { model, header, device }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn config(&self) -> &UNetConfig {
+        &self.header.model
+    }
+
+    pub fn model(&self) -> &UNet<B> {
+        &self.model
+    }
+
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Options with the weights' recommended steps and sampler.
+    pub fn default_options(&self) -> DenoiseOptions {
+        DenoiseOptions {
+            steps: self.header.training.default_steps,
+            sampler: self.header.training.default_sampler,
+            ..DenoiseOptions::default()
+        }
+    }
+
+    /// The tile side `options` lead to for this model.
+    pub fn tile_size(&self, options: &DenoiseOptions) -> usize {
+        resolve_tile_size(self.config(), options)
+    }
+
+    /// Denoises the RGB channels of `image`; alpha is copied untouched.
+    pub async fn denoise(
+        &self,
+        image: &RgbaImage,
+        options: &DenoiseOptions,
+        observer: &mut impl Observer,
+    ) -> Result<RgbaImage, DenoiseError> {
+        let mut output = image.clone();
+        denoise_in_place(&self.model, self.config(), &self.device, &mut output, options, observer).await?;
+        Ok(output)
+    }
+}
+
+/// The tile side for `options`: the explicit one, or the largest that fits
+/// the memory budget.
+pub fn resolve_tile_size(config: &UNetConfig, options: &DenoiseOptions) -> usize {
+    options.tile_size.unwrap_or_else(|| {
+        tile_side_for_budget(
+            options.memory_budget as f64,
+            config.activation_bytes_per_pixel(),
+            options.overlap,
+            config.size_multiple(),
+            MAX_TILE_SIDE,
+        )
+    })
+}
+
+/// Denoises `image` tile by tile with any predictor, writing the result back
+/// into it. Rows are overwritten only once no later tile reads them. On
+/// cancellation or error, part of the image may already be denoised.
+pub async fn denoise_in_place<B: Backend>(
+    predictor: &dyn Predictor<B>,
+    config: &UNetConfig,
+    device: &B::Device,
+    image: &mut RgbaImage,
+    options: &DenoiseOptions,
+    observer: &mut impl Observer,
+) -> Result<(), DenoiseError> {
+    let schedule = Schedule::new(config.timesteps, options.steps, options.strength)?;
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let grid = TileGrid::new(width, height, resolve_tile_size(config, options), options.overlap, config.size_multiple())?;
+    if schedule.is_empty() {
+        // Strength 0: the input is already x_0.
+        let tiles = grid.len();
+        observer.progress(Progress { step: 0, steps: 0, tile: tiles, tiles, fraction: 1.0 }).await?;
+        return Ok(());
+    }
+    let steps = schedule.len();
+    let tiles = grid.len();
+    let total = (steps * tiles) as f64;
+    let sampler = options.sampler.sampler::<B>();
+    let mut blender = BandBlender::new(width);
+    let mut tile_index = 0;
+
+    for (row_index, &row) in grid.rows.iter().enumerate() {
+        for &column in &grid.columns {
+            let tile = crate::tiling::Tile { x: column, y: row };
+            let done_before = (tile_index * steps) as f64;
+            observer
+                .progress(Progress { step: 0, steps, tile: tile_index + 1, tiles, fraction: done_before / total })
+                .await?;
+            let planes = read_tile(image, tile);
+            let shape = [1, 3, tile.y.len(), tile.x.len()];
+            let y = Tensor::<B, 4>::from_data(TensorData::new(planes, shape), device);
+            let mut x = y.clone();
+            for (index, (t, t_prev)) in schedule.transitions().enumerate() {
+                x = sampler.step(predictor, x, &y, t, t_prev, schedule.timesteps()).0;
+                let fraction = (done_before + (index + 1) as f64) / total;
+                observer
+                    .progress(Progress { step: index + 1, steps, tile: tile_index + 1, tiles, fraction })
+                    .await?;
+            }
+            let output = x
+                .clamp(0.0, 1.0)
+                .into_data_async()
+                .await
+                .map_err(|error| DenoiseError::Backend(format!("{error:?}")))?;
+            let planes: Vec<f32> = output
+                .into_vec::<f32>()
+                .map_err(|error| DenoiseError::Backend(format!("{error:?}")))?;
+            blender.add(tile, &planes, &grid.weights(tile));
+            tile_index += 1;
+        }
+        let finished_until = grid.rows.get(row_index + 1).map_or(height, |next| next.start);
+        blender.flush(image, finished_until);
+    }
+    Ok(())
+}
+
+/// Drives a future to completion on the current thread (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    futures_lite::future::block_on(future)
+}

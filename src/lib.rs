@@ -1,0 +1,22 @@
+//! realdenoise: real-world photo denoising with the linear-interpolation
+//! diffusion model of "Real-World Denoising via Diffusion Model"
+//! (Yang, Liang, Su, arXiv:2305.04457), on burn.
+//!
+//! - [`model`]: the U-Net `S(x_t, t) -> x0_hat`, generic over any backend.
+//! - [`diffusion`]: the forward blend `D(x0, y, t)` and the origin and
+//!   improved samplers behind one [`diffusion::Sampler::step`].
+//! - [`tiling`]: overlapping, feathered tiles for images of any size.
+//! - [`weights`]: the `.rdnz` weights file.
+//! - [`denoiser`]: the pipeline that ties them together.
+//! - `web` (wasm32 only): the JavaScript API.
+
+pub mod denoiser;
+pub mod diffusion;
+pub mod model;
+pub mod tiling;
+pub mod weights;
+
+pub use denoiser::{DenoiseError, DenoiseOptions, Denoiser, Progress};
+pub use diffusion::{SamplerKind, Schedule};
+pub use model::{UNet, UNetConfig};
+pub use weights::{TrainingMetadata, WeightsError};

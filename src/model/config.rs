@@ -1,0 +1,172 @@
+//! Hyper-parameters of the U-Net. They travel inside the weights file, so a
+//! model can always be rebuilt exactly as it was trained.
+
+use burn::config::Config;
+
+/// Architecture of the denoising U-Net `S(x_t, t) -> x0_hat`.
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Colour channels in and out (RGB).
+    #[config(default = 3)]
+    pub image_channels: usize,
+    /// Feature channels at full resolution.
+    #[config(default = 16)]
+    pub base_channels: usize,
+    /// Channel multiplier per resolution level; one entry per level, the
+    /// resolution halves between consecutive levels.
+    #[config(default = "vec![1, 2, 4, 8]")]
+    pub channel_multipliers: Vec<usize>,
+    /// Residual blocks per level in the encoder (the decoder has one more).
+    #[config(default = 2)]
+    pub blocks_per_level: usize,
+    /// Channel groups of the per-pixel group normalisation.
+    #[config(default = 2)]
+    pub norm_groups: usize,
+    /// `T`: number of diffusion steps the network was trained with.
+    #[config(default = 100)]
+    pub timesteps: usize,
+}
+
+/// Why a configuration cannot describe a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field} must be at least 1")]
+    Zero { field: &'static str },
+    #[error("channel_multipliers is empty: the U-Net needs at least one level")]
+    NoLevels,
+    #[error("{channels} channels cannot be split into {groups} normalisation groups")]
+    Groups { channels: usize, groups: usize },
+    #[error("{levels} levels would need padding to a multiple of 2^{downsamplings}, which is too large")]
+    TooDeep { levels: usize, downsamplings: usize },
+}
+
+impl UNetConfig {
+    /// Channel width of every level.
+    pub fn level_channels(&self) -> Vec<usize> {
+        self.channel_multipliers
+            .iter()
+            .map(|m| m * self.base_channels)
+            .collect()
+    }
+
+    /// Width of the timestep embedding fed to every residual block.
+    pub fn time_embedding_channels(&self) -> usize {
+        4 * self.base_channels
+    }
+
+    /// Number of 2x downsamplings.
+    pub fn downsamplings(&self) -> usize {
+        self.channel_multipliers.len().saturating_sub(1)
+    }
+
+    /// Inputs are padded to a multiple of this many pixels on each side.
+    pub fn size_multiple(&self) -> usize {
+        1 << self.downsamplings()
+    }
+
+    /// Checks that the configuration describes a buildable network.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("image_channels", self.image_channels),
+            ("base_channels", self.base_channels),
+            ("blocks_per_level", self.blocks_per_level),
+            ("norm_groups", self.norm_groups),
+            ("timesteps", self.timesteps),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.channel_multipliers.is_empty() {
+            return Err(ConfigError::NoLevels);
+        }
+        if self.channel_multipliers.contains(&0) {
+            return Err(ConfigError::Zero {
+                field: "channel_multipliers",
+            });
+        }
+        if self.downsamplings() > 8 {
+            return Err(ConfigError::TooDeep {
+                levels: self.channel_multipliers.len(),
+                downsamplings: self.downsamplings(),
+            });
+        }
+        for channels in self.level_channels() {
+            if channels % self.norm_groups != 0 {
+                return Err(ConfigError::Groups {
+                    channels,
+                    groups: self.norm_groups,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Floating-point operations (multiply and add counted separately) of one
+    /// network evaluation per output pixel. Convolutions and the residual
+    /// 1x1 projections dominate; normalisation and activations are left out.
+    /// Mirrors the layer walk of [`super::UNet`].
+    pub fn flops_per_pixel(&self) -> f64 {
+        let conv = |cin: usize, cout: usize, k: usize, scale: f64| {
+            2.0 * (k * k * cin * cout) as f64 * scale
+        };
+        let block = |cin: usize, cout: usize, scale: f64| {
+            let projection = if cin == cout { 0.0 } else { conv(cin, cout, 1, scale) };
+            conv(cin, cout, 3, scale) + conv(cout, cout, 3, scale) + projection
+        };
+        let widths = self.level_channels();
+        let last = widths.len() - 1;
+        let mut scale = 1.0;
+        let mut channels = self.base_channels;
+        let mut flops = conv(self.image_channels, channels, 3, scale);
+        let mut skips = vec![channels];
+        for (level, &width) in widths.iter().enumerate() {
+            for _ in 0..self.blocks_per_level {
+                flops += block(channels, width, scale);
+                channels = width;
+                skips.push(channels);
+            }
+            if level < last {
+                scale /= 4.0;
+                flops += conv(channels, channels, 3, scale);
+                skips.push(channels);
+            }
+        }
+        flops += 2.0 * block(channels, channels, scale);
+        for (level, &width) in widths.iter().enumerate().rev() {
+            for _ in 0..=self.blocks_per_level {
+                let skip = skips.pop().unwrap_or(0);
+                flops += block(channels + skip, width, scale);
+                channels = width;
+            }
+            if level > 0 {
+                scale *= 4.0;
+                flops += conv(channels, channels, 3, scale);
+            }
+        }
+        flops + conv(channels, self.image_channels, 3, scale)
+    }
+
+    /// A rough upper estimate of the activation memory one forward pass
+    /// needs per input pixel, in bytes (f32). Used to pick tile sizes from a
+    /// memory budget: the stored skip connections plus the working set of
+    /// the widest full-resolution convolution (including an im2col buffer,
+    /// as the CPU backend materialises one).
+    pub fn activation_bytes_per_pixel(&self) -> f64 {
+        let widths = self.level_channels();
+        let mut scale = 1.0;
+        let mut stored = self.base_channels as f64;
+        let mut working: f64 = 0.0;
+        for (level, &width) in widths.iter().enumerate() {
+            let mut per_level = (self.blocks_per_level * width) as f64;
+            if level + 1 < widths.len() {
+                per_level += width as f64;
+            }
+            stored += per_level * scale;
+            // Decoder blocks read a concatenation of two maps and im2col it.
+            working = working.max((2 * width) as f64 * scale * (9.0 + 4.0));
+            scale /= 4.0;
+        }
+        4.0 * (stored + working)
+    }
+}

@@ -1,0 +1,12 @@
+//! The denoising network: a convolutional U-Net conditioned on the diffusion
+//! step, generic over any burn backend.
+
+mod blocks;
+mod config;
+mod embedding;
+mod norm;
+mod unet;
+
+pub use config::{ConfigError, UNetConfig};
+pub use norm::PixelGroupNorm;
+pub use unet::UNet;

@@ -1,0 +1,156 @@
+//! The denoising U-Net `S(x_t, t) -> x0_hat`.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::silu;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{backend::Backend, Tensor};
+
+use super::blocks::{conv3x3, Downsample, ResidualBlock, Upsample};
+use super::config::{ConfigError, UNetConfig};
+use super::embedding::TimestepEmbedding;
+use super::norm::PixelGroupNorm;
+
+#[derive(Module, Debug)]
+struct EncoderLevel<B: Backend> {
+    blocks: Vec<ResidualBlock<B>>,
+    downsample: Option<Downsample<B>>,
+}
+
+#[derive(Module, Debug)]
+struct DecoderLevel<B: Backend> {
+    blocks: Vec<ResidualBlock<B>>,
+    upsample: Option<Upsample<B>>,
+}
+
+/// Convolutional U-Net that predicts the clean image from an intermediate
+/// image `x_t` and its diffusion step `t`. Works on any height and width.
+#[derive(Module, Debug)]
+pub struct UNet<B: Backend> {
+    time_embedding: TimestepEmbedding<B>,
+    head: Conv2d<B>,
+    encoder: Vec<EncoderLevel<B>>,
+    middle: Vec<ResidualBlock<B>>,
+    decoder: Vec<DecoderLevel<B>>,
+    norm_out: PixelGroupNorm<B>,
+    tail: Conv2d<B>,
+    size_multiple: usize,
+    timesteps: usize,
+}
+
+impl UNetConfig {
+    /// Builds a randomly initialised network.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<UNet<B>, ConfigError> {
+        self.validate()?;
+        let time_channels = self.time_embedding_channels();
+        let groups = self.norm_groups;
+        let widths = self.level_channels();
+        let last = widths.len() - 1;
+        let block = |cin, cout| ResidualBlock::new(cin, cout, time_channels, groups, device);
+
+        let mut channels = self.base_channels;
+        let mut skips = vec![channels];
+        let mut encoder = Vec::with_capacity(widths.len());
+        for (level, &width) in widths.iter().enumerate() {
+            let mut blocks = Vec::with_capacity(self.blocks_per_level);
+            for _ in 0..self.blocks_per_level {
+                blocks.push(block(channels, width));
+                channels = width;
+                skips.push(channels);
+            }
+            let downsample = (level < last).then(|| {
+                skips.push(channels);
+                Downsample::new(channels, device)
+            });
+            encoder.push(EncoderLevel { blocks, downsample });
+        }
+        let middle = vec![block(channels, channels), block(channels, channels)];
+        let mut decoder = Vec::with_capacity(widths.len());
+        for (level, &width) in widths.iter().enumerate().rev() {
+            let mut blocks = Vec::with_capacity(self.blocks_per_level + 1);
+            for _ in 0..=self.blocks_per_level {
+                let skip = skips.pop().expect("one skip per decoder block by construction");
+                blocks.push(block(channels + skip, width));
+                channels = width;
+            }
+            let upsample = (level > 0).then(|| Upsample::new(channels, device));
+            decoder.push(DecoderLevel { blocks, upsample });
+        }
+
+        Ok(UNet {
+            time_embedding: TimestepEmbedding::new(self.base_channels, time_channels, self.timesteps, device),
+            head: conv3x3(self.image_channels, self.base_channels, 1, device),
+            encoder,
+            middle,
+            decoder,
+            norm_out: PixelGroupNorm::new(channels, groups, device),
+            tail: conv3x3(channels, self.image_channels, 1, device),
+            size_multiple: self.size_multiple(),
+            timesteps: self.timesteps,
+        })
+    }
+}
+
+impl<B: Backend> UNet<B> {
+    /// `T`, the number of diffusion steps the network was built for.
+    pub fn timesteps(&self) -> usize {
+        self.timesteps
+    }
+
+    /// `x_t`: `[batch, 3, height, width]` in 0..1; `t`: `[batch]` steps in 0..=T.
+    /// Returns the predicted clean image, same shape as `x_t`.
+    pub fn forward(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1>) -> Tensor<B, 4> {
+        let [batch, channels, height, width] = x_t.dims();
+        let padded = pad_to_multiple(x_t.clone(), self.size_multiple);
+        let time = silu(self.time_embedding.forward(t));
+
+        let mut h = self.head.forward(padded);
+        let mut skips = vec![h.clone()];
+        for level in &self.encoder {
+            for block in &level.blocks {
+                h = block.forward(h, time.clone());
+                skips.push(h.clone());
+            }
+            if let Some(downsample) = &level.downsample {
+                h = downsample.forward(h);
+                skips.push(h.clone());
+            }
+        }
+        for block in &self.middle {
+            h = block.forward(h, time.clone());
+        }
+        for level in &self.decoder {
+            for block in &level.blocks {
+                let skip = skips.pop().expect("one skip per decoder block by construction");
+                h = block.forward(Tensor::cat(vec![h, skip], 1), time.clone());
+            }
+            if let Some(upsample) = &level.upsample {
+                h = upsample.forward(h);
+            }
+        }
+        let residual = self.tail.forward(silu(self.norm_out.forward(h)));
+        let residual = residual.slice([0..batch, 0..channels, 0..height, 0..width]);
+        // The network learns the correction to its input; the output is still
+        // the clean-image estimate x0_hat, as the method requires.
+        x_t.add(residual)
+    }
+}
+
+/// Pads bottom and right up to a multiple of `multiple`: reflection where the
+/// image is large enough, edge replication for images smaller than the pad.
+fn pad_to_multiple<B: Backend>(x: Tensor<B, 4>, multiple: usize) -> Tensor<B, 4> {
+    let [_, _, height, width] = x.dims();
+    let pad_height = (multiple - height % multiple) % multiple;
+    let pad_width = (multiple - width % multiple) % multiple;
+    let mode = |pad: usize, size: usize| if pad < size { PadMode::Reflect } else { PadMode::Edge };
+    let x = if pad_height > 0 {
+        x.pad([(0, pad_height), (0, 0)], mode(pad_height, height))
+    } else {
+        x
+    };
+    if pad_width > 0 {
+        x.pad([(0, 0), (0, pad_width)], mode(pad_width, width))
+    } else {
+        x
+    }
+}
