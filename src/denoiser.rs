@@ -9,7 +9,7 @@ use image::RgbaImage;
 
 use crate::diffusion::{Predictor, SamplerKind, Schedule, ScheduleError};
 use crate::model::{UNet, UNetConfig};
-use crate::tiling::{read_tile, tile_side_for_budget, BandBlender, Overlap, TileGrid, TilingError};
+use crate::tiling::{tile_side_for_budget, BandBlender, Overlap, Tile, TileGrid, TiledImage, TilingError};
 use crate::weights::{self, Header, WeightsError};
 
 /// Default activation-memory budget for one tile, natively.
@@ -165,6 +165,19 @@ impl<B: Backend> Denoiser<B> {
     }
 }
 
+impl<B: Backend> Denoiser<B> {
+    /// Denoises any [`TiledImage`] in place (for example a float
+    /// [`crate::tiling::PlanarImage`] when the result must not be quantised).
+    pub async fn denoise_in_place(
+        &self,
+        image: &mut impl TiledImage,
+        options: &DenoiseOptions,
+        observer: &mut impl Observer,
+    ) -> Result<(), DenoiseError> {
+        denoise_in_place(&self.model, self.config(), &self.device, image, options, observer).await
+    }
+}
+
 /// The tile side for `options`: the explicit one, or the largest that fits
 /// the memory budget.
 pub fn resolve_tile_size(config: &UNetConfig, options: &DenoiseOptions) -> usize {
@@ -186,12 +199,12 @@ pub async fn denoise_in_place<B: Backend>(
     predictor: &dyn Predictor<B>,
     config: &UNetConfig,
     device: &B::Device,
-    image: &mut RgbaImage,
+    image: &mut impl TiledImage,
     options: &DenoiseOptions,
     observer: &mut impl Observer,
 ) -> Result<(), DenoiseError> {
     let schedule = Schedule::new(config.timesteps, options.steps, options.strength)?;
-    let (width, height) = (image.width() as usize, image.height() as usize);
+    let (width, height) = (image.width(), image.height());
     let grid = TileGrid::new(width, height, resolve_tile_size(config, options), options.overlap, config.size_multiple())?;
     if schedule.is_empty() {
         // Strength 0: the input is already x_0.
@@ -208,12 +221,12 @@ pub async fn denoise_in_place<B: Backend>(
 
     for (row_index, &row) in grid.rows.iter().enumerate() {
         for &column in &grid.columns {
-            let tile = crate::tiling::Tile { x: column, y: row };
+            let tile = Tile { x: column, y: row };
             let done_before = (tile_index * steps) as f64;
             observer
                 .progress(Progress { step: 0, steps, tile: tile_index + 1, tiles, fraction: done_before / total })
                 .await?;
-            let planes = read_tile(image, tile);
+            let planes = image.read_tile(tile);
             let shape = [1, 3, tile.y.len(), tile.x.len()];
             let y = Tensor::<B, 4>::from_data(TensorData::new(planes, shape), device);
             let mut x = y.clone();

@@ -34,8 +34,11 @@ pub struct Overlap {
 }
 
 impl Overlap {
-    /// Enough context for the default U-Net's effective receptive field.
-    pub const DEFAULT: Overlap = Overlap { margin: 24, feather: 16 };
+    /// Enough context for the default U-Net's effective receptive field:
+    /// measured on a randomly initialised network (whose influence reaches
+    /// further than a trained one's), a 64-pixel margin keeps tiled output
+    /// within 1/255 of whole-image output; 32 pixels leave errors of ~10/255.
+    pub const DEFAULT: Overlap = Overlap { margin: 64, feather: 16 };
 
     pub fn total(self) -> usize {
         2 * self.margin + self.feather
@@ -213,19 +216,90 @@ fn axis_weights(span: Span, length: usize, overlap: Overlap) -> Vec<f32> {
         .collect()
 }
 
-/// Reads the RGB channels of a tile as planar `[3, h, w]` values in 0..1.
-pub fn read_tile(image: &RgbaImage, tile: Tile) -> Vec<f32> {
-    let (width, height) = (tile.x.len(), tile.y.len());
-    let mut planes = vec![0.0; 3 * width * height];
-    for (row, y) in (tile.y.start..tile.y.end).enumerate() {
-        for (column, x) in (tile.x.start..tile.x.end).enumerate() {
-            let pixel = image.get_pixel(x as u32, y as u32);
-            for channel in 0..3 {
-                planes[(channel * height + row) * width + column] = pixel[channel] as f32 / 255.0;
+/// An image the tiled pipeline reads tiles from and writes finished pixels
+/// into: 8-bit RGBA (alpha untouched) or planar f32 RGB.
+pub trait TiledImage {
+    fn width(&self) -> usize;
+    fn height(&self) -> usize;
+    /// The RGB channels of `tile` as planar `[3, h, w]` values in 0..1.
+    fn read_tile(&self, tile: Tile) -> Vec<f32>;
+    /// Stores a finished pixel (values in 0..1, possibly slightly outside).
+    fn write_pixel(&mut self, x: usize, y: usize, rgb: [f32; 3]);
+}
+
+impl TiledImage for RgbaImage {
+    fn width(&self) -> usize {
+        self.width() as usize
+    }
+
+    fn height(&self) -> usize {
+        self.height() as usize
+    }
+
+    fn read_tile(&self, tile: Tile) -> Vec<f32> {
+        let (width, height) = (tile.x.len(), tile.y.len());
+        let mut planes = vec![0.0; 3 * width * height];
+        for (row, y) in (tile.y.start..tile.y.end).enumerate() {
+            for (column, x) in (tile.x.start..tile.x.end).enumerate() {
+                let pixel = self.get_pixel(x as u32, y as u32);
+                for channel in 0..3 {
+                    planes[(channel * height + row) * width + column] = pixel[channel] as f32 / 255.0;
+                }
             }
         }
+        planes
     }
-    planes
+
+    fn write_pixel(&mut self, x: usize, y: usize, rgb: [f32; 3]) {
+        let pixel = self.get_pixel_mut(x as u32, y as u32);
+        for channel in 0..3 {
+            pixel[channel] = (rgb[channel].clamp(0.0, 1.0) * 255.0).round() as u8;
+        }
+    }
+}
+
+/// Planar RGB in f32 (`[3, height, width]`), for work that must not be
+/// quantised: evaluation, tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanarImage {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<f32>,
+}
+
+impl PlanarImage {
+    pub fn new(width: usize, height: usize, data: Vec<f32>) -> Self {
+        assert_eq!(data.len(), 3 * width * height, "planar RGB needs 3 * width * height values");
+        Self { width, height, data }
+    }
+}
+
+impl TiledImage for PlanarImage {
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn height(&self) -> usize {
+        self.height
+    }
+
+    fn read_tile(&self, tile: Tile) -> Vec<f32> {
+        let (width, height) = (tile.x.len(), tile.y.len());
+        let mut planes = Vec::with_capacity(3 * width * height);
+        for channel in 0..3 {
+            for y in tile.y.start..tile.y.end {
+                let row = (channel * self.height + y) * self.width;
+                planes.extend_from_slice(&self.data[row + tile.x.start..row + tile.x.end]);
+            }
+        }
+        planes
+    }
+
+    fn write_pixel(&mut self, x: usize, y: usize, rgb: [f32; 3]) {
+        for (channel, value) in rgb.into_iter().enumerate() {
+            self.data[(channel * self.height + y) * self.width + x] = value;
+        }
+    }
 }
 
 /// Accumulates weighted tile outputs for one band of rows and writes rows to
@@ -268,19 +342,17 @@ impl BandBlender {
         }
     }
 
-    /// Writes rows above `until` (exclusive) into `image` (RGB only, alpha
-    /// untouched) and drops them from the band.
-    pub fn flush(&mut self, image: &mut RgbaImage, until: usize) {
+    /// Writes rows above `until` (exclusive) into `image` and drops them
+    /// from the band.
+    pub fn flush(&mut self, image: &mut impl TiledImage, until: usize) {
         let finished = until.saturating_sub(self.top).min(self.rows);
         for band_row in 0..finished {
             for x in 0..self.width {
                 let index = band_row * self.width + x;
                 let weight = self.weights[index];
-                let pixel = image.get_pixel_mut(x as u32, (self.top + band_row) as u32);
-                for channel in 0..3 {
-                    let value = self.sums[3 * index + channel] / weight;
-                    pixel[channel] = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
-                }
+                let sums = &self.sums[3 * index..3 * index + 3];
+                let rgb = [sums[0] / weight, sums[1] / weight, sums[2] / weight];
+                image.write_pixel(x, self.top + band_row, rgb);
             }
         }
         self.sums.drain(..3 * self.width * finished);

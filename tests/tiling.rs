@@ -1,0 +1,91 @@
+//! Tiles cover the image, blend without seams, and match whole-image output.
+
+mod common;
+
+use common::{device, photo_like, Cpu, Identity};
+use image::RgbaImage;
+use realdenoise::denoiser::{block_on, denoise_in_place, Unobserved};
+use realdenoise::tiling::{tile_side_for_budget, Overlap, PlanarImage, TileGrid, TilingError};
+use realdenoise::{DenoiseOptions, UNetConfig};
+
+const SMALL_OVERLAP: Overlap = Overlap { margin: 8, feather: 8 };
+
+#[test]
+fn tiles_cover_every_pixel_with_positive_weight_and_aligned_origins() {
+    for (width, height, tile) in [(1000, 37, 120), (97, 301, 64), (64, 64, 64), (513, 260, 136)] {
+        let grid = TileGrid::new(width, height, tile, SMALL_OVERLAP, 8).unwrap();
+        let mut total = vec![0.0f32; width * height];
+        for t in grid.tiles() {
+            assert_eq!(t.x.start % 8, 0);
+            assert_eq!(t.y.start % 8, 0);
+            assert!(t.x.len() < tile + 8 && t.y.len() < tile + 8);
+            let weights = grid.weights(t);
+            for (row, y) in (t.y.start..t.y.end).enumerate() {
+                for (column, x) in (t.x.start..t.x.end).enumerate() {
+                    total[y * width + x] += weights[row * t.x.len() + column];
+                }
+            }
+        }
+        let least = total.iter().copied().fold(f32::INFINITY, f32::min);
+        assert!(least > 0.0, "{width}x{height}/{tile}: a pixel has no weight");
+        assert!(grid.len() > 1 || (width <= tile && height <= tile));
+    }
+}
+
+#[test]
+fn tiny_tiles_and_empty_images_are_refused() {
+    assert!(matches!(TileGrid::new(100, 100, 20, SMALL_OVERLAP, 8), Err(TilingError::TileTooSmall { .. })));
+    assert!(matches!(TileGrid::new(0, 100, 256, SMALL_OVERLAP, 8), Err(TilingError::EmptyImage { .. })));
+}
+
+#[test]
+fn the_budget_sets_the_tile_size() {
+    let config = UNetConfig::new();
+    let per_pixel = config.activation_bytes_per_pixel();
+    let small = tile_side_for_budget(64e6, per_pixel, Overlap::DEFAULT, 8, 2048);
+    let large = tile_side_for_budget(1e9, per_pixel, Overlap::DEFAULT, 8, 2048);
+    assert!(small < large);
+    assert_eq!(small % 8, 0);
+    assert!((small * small) as f64 * per_pixel <= 64e6);
+}
+
+#[test]
+fn tiling_an_identity_model_reproduces_the_image_bit_exactly() {
+    let (width, height) = (203, 150);
+    let planes = photo_like(width, height, 11);
+    let mut image = RgbaImage::new(width as u32, height as u32);
+    for (x, y, pixel) in image.enumerate_pixels_mut() {
+        let (x, y) = (x as usize, y as usize);
+        for channel in 0..3 {
+            pixel[channel] = (planes[(channel * height + y) * width + x] * 255.0).round() as u8;
+        }
+        pixel[3] = ((x * 7 + y) % 256) as u8;
+    }
+    let original = image.clone();
+    let options = DenoiseOptions { tile_size: Some(64), overlap: SMALL_OVERLAP, ..DenoiseOptions::default() };
+    let config = UNetConfig::new();
+    block_on(denoise_in_place(&Identity, &config, &device(), &mut image, &options, &mut Unobserved)).unwrap();
+    assert_eq!(image, original);
+}
+
+#[test]
+fn tiled_and_whole_image_outputs_of_a_random_network_agree_within_one_level() {
+    let (width, height) = (480, 360);
+    let config = UNetConfig::new();
+    let model = config.init::<Cpu>(&device()).unwrap();
+    let input = PlanarImage::new(width, height, photo_like(width, height, 5));
+
+    let mut whole = input.clone();
+    let whole_options = DenoiseOptions { steps: 2, tile_size: Some(1024), ..DenoiseOptions::default() };
+    block_on(denoise_in_place(&model, &config, &device(), &mut whole, &whole_options, &mut Unobserved)).unwrap();
+
+    let mut tiled = input.clone();
+    let tiled_options = DenoiseOptions { steps: 2, tile_size: Some(304), ..DenoiseOptions::default() };
+    block_on(denoise_in_place(&model, &config, &device(), &mut tiled, &tiled_options, &mut Unobserved)).unwrap();
+
+    let worst = whole.data.iter().zip(&tiled.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let changed = whole.data.iter().zip(&input.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    println!("tiled vs whole: max difference {worst} ({:.3}/255); the network changed pixels by up to {changed}", worst * 255.0);
+    assert!(changed > 0.05, "the random network barely changes the image ({changed}): the test would prove nothing");
+    assert!(worst < 1.0 / 255.0, "tiled output differs from whole-image output by {worst}");
+}
