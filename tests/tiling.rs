@@ -42,11 +42,11 @@ fn tiny_tiles_and_empty_images_are_refused() {
 fn the_budget_sets_the_tile_size() {
     let config = UNetConfig::new();
     let per_pixel = config.activation_bytes_per_pixel();
-    let small = tile_side_for_budget(64e6, per_pixel, Overlap::DEFAULT, 8, 2048);
-    let large = tile_side_for_budget(1e9, per_pixel, Overlap::DEFAULT, 8, 2048);
+    let small = tile_side_for_budget(256e6, per_pixel, Overlap::DEFAULT, 8, 2048);
+    let large = tile_side_for_budget(2e9, per_pixel, Overlap::DEFAULT, 8, 2048);
     assert!(small < large);
     assert_eq!(small % 8, 0);
-    assert!((small * small) as f64 * per_pixel <= 64e6);
+    assert!((small * small) as f64 * per_pixel <= 256e6);
 }
 
 #[test]

@@ -1,0 +1,80 @@
+//! Which burn backend runs the network.
+
+use anyhow::{bail, Result};
+use clap::ValueEnum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// CUDA when built with it and a GPU is present, else a hardware GPU through wgpu, else the CPU.
+    Auto,
+    /// Native GPU through wgpu (Vulkan, Metal, DX12; WGSL kernels).
+    Wgpu,
+    /// CPU (burn ndarray).
+    Cpu,
+    /// NVIDIA GPU through CUDA (needs the `cuda` cargo feature).
+    Cuda,
+}
+
+/// The backend actually used, after resolving `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    Cpu,
+    Wgpu,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    Cuda,
+}
+
+impl Resolved {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolved::Cpu => "cpu (ndarray)",
+            Resolved::Wgpu => "wgpu",
+            Resolved::Cuda => "cuda",
+        }
+    }
+}
+
+/// Adapters wgpu can see natively, with their kind.
+fn wgpu_adapters() -> Vec<wgpu::AdapterInfo> {
+    let instance = wgpu::Instance::default();
+    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .map(|adapter| adapter.get_info())
+        .collect()
+}
+
+fn cuda_present() -> bool {
+    cfg!(feature = "cuda") && std::path::Path::new("/dev/nvidiactl").exists()
+}
+
+pub fn resolve(choice: BackendChoice) -> Result<Resolved> {
+    match choice {
+        BackendChoice::Cpu => Ok(Resolved::Cpu),
+        BackendChoice::Cuda => {
+            if !cfg!(feature = "cuda") {
+                bail!("this build has no CUDA support: rebuild with `cargo build --release -p realdenoise-cli --features cuda`");
+            }
+            Ok(Resolved::Cuda)
+        }
+        BackendChoice::Wgpu => {
+            if wgpu_adapters().is_empty() {
+                bail!("wgpu found no GPU adapter (on Linux, install Vulkan drivers, e.g. mesa-vulkan-drivers); use --backend cpu");
+            }
+            Ok(Resolved::Wgpu)
+        }
+        BackendChoice::Auto => {
+            if cuda_present() {
+                return Ok(Resolved::Cuda);
+            }
+            // A software rasteriser (lavapipe, SwiftShader) is slower than the
+            // CPU backend, so only real GPUs are picked automatically.
+            let hardware = wgpu_adapters().into_iter().any(|info| {
+                matches!(
+                    info.device_type,
+                    wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
+                )
+            });
+            Ok(if hardware { Resolved::Wgpu } else { Resolved::Cpu })
+        }
+    }
+}
