@@ -34,11 +34,12 @@ pub struct Overlap {
 }
 
 impl Overlap {
-    /// Enough context for the default U-Net's effective receptive field:
-    /// measured on a randomly initialised network (whose influence reaches
-    /// further than a trained one's), a 64-pixel margin keeps tiled output
-    /// within 1/255 of whole-image output; 32 pixels leave errors of ~10/255.
-    pub const DEFAULT: Overlap = Overlap { margin: 64, feather: 16 };
+    /// Enough context for the default U-Net's effective receptive field.
+    /// Measured on randomly initialised networks (whose influence reaches
+    /// further than a trained one's), 2 steps, three seeds: worst tiled vs
+    /// whole-image difference 0.07/255 with a 48-pixel margin, 1.1/255 with
+    /// 32 and 3.7/255 with 24.
+    pub const DEFAULT: Overlap = Overlap { margin: 48, feather: 16 };
 
     pub fn total(self) -> usize {
         2 * self.margin + self.feather

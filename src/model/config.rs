@@ -14,7 +14,7 @@ pub struct UNetConfig {
     pub base_channels: usize,
     /// Channel multiplier per resolution level; one entry per level, the
     /// resolution halves between consecutive levels.
-    #[config(default = "vec![1, 2, 4, 8]")]
+    #[config(default = "vec![1, 2, 4]")]
     pub channel_multipliers: Vec<usize>,
     /// Residual blocks per level in the encoder (the decoder has one more).
     #[config(default = 2)]

@@ -1,0 +1,144 @@
+//! The weights file round-trips and every kind of damage has its own error.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use common::{device, pseudo_random, tensor, values, Cpu};
+use realdenoise::weights::{from_bytes, read_header, to_bytes, Header, TrainingMetadata, WeightsError};
+use realdenoise::UNetConfig;
+
+fn small_config() -> UNetConfig {
+    UNetConfig::new().with_base_channels(8).with_channel_multipliers(vec![1, 2]).with_blocks_per_level(1).with_timesteps(20)
+}
+
+fn file() -> Vec<u8> {
+    let config = small_config();
+    let model = config.init::<Cpu>(&device()).unwrap();
+    to_bytes(&model, &config, &TrainingMetadata::untrained())
+}
+
+/// Re-assembles a file around an edited header, with a valid checksum.
+fn with_header(bytes: &[u8], edit: impl FnOnce(&mut Header)) -> Vec<u8> {
+    let (mut header, data) = read_header(bytes).unwrap();
+    edit(&mut header);
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = bytes[..12].to_vec();
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(data);
+    let checksum = crc32fast::hash(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+#[test]
+fn weights_round_trip_within_f16_precision() {
+    let config = small_config();
+    let model = config.init::<Cpu>(&device()).unwrap();
+    let mut metadata = TrainingMetadata::untrained();
+    metadata.iterations = 1234;
+    let bytes = to_bytes(&model, &config, &metadata);
+    let (loaded, header) = from_bytes::<Cpu>(&bytes, &device()).unwrap();
+    assert_eq!(header.model, config);
+    assert_eq!(header.training, metadata);
+    assert_eq!(header.parameter_count(), model.num_params());
+    assert_eq!(loaded.num_params(), model.num_params());
+
+    let x = tensor(pseudo_random(3 * 24 * 40, 9), [1, 3, 24, 40]);
+    let t = Tensor::<Cpu, 1>::full([1], 13.0, &device());
+    let original = values(model.forward(x.clone(), t.clone()));
+    let restored = values(loaded.forward(x, t));
+    let worst = original.iter().zip(&restored).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 2e-2, "outputs differ by {worst} after an f16 round trip");
+    assert!(worst > 0.0, "f16 storage should perturb the outputs slightly");
+    // Saving the loaded model again gives the very same bytes.
+    assert_eq!(to_bytes(&loaded, &config, &metadata), bytes);
+}
+
+#[test]
+fn truncated_files_are_reported_as_truncated() {
+    let bytes = file();
+    for length in [0, 10, 19, 40, bytes.len() / 2, bytes.len() - 1] {
+        match from_bytes::<Cpu>(&bytes[..length], &device()) {
+            Err(WeightsError::Truncated { found, .. }) => assert_eq!(found, length),
+            other => panic!("length {length}: expected Truncated, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[test]
+fn a_flipped_bit_is_reported_as_corruption() {
+    let bytes = file();
+    for position in [bytes.len() - 100, bytes.len() / 2, 40] {
+        let mut damaged = bytes.clone();
+        damaged[position] ^= 0x10;
+        assert!(
+            matches!(from_bytes::<Cpu>(&damaged, &device()), Err(WeightsError::ChecksumMismatch { .. })),
+            "byte {position}"
+        );
+    }
+}
+
+#[test]
+fn foreign_files_versions_and_trailing_bytes_are_refused() {
+    let bytes = file();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&[0; 64]);
+    assert!(matches!(from_bytes::<Cpu>(&png, &device()), Err(WeightsError::BadMagic)));
+
+    let mut future = bytes.clone();
+    future[8..12].copy_from_slice(&7u32.to_le_bytes());
+    assert!(matches!(
+        from_bytes::<Cpu>(&future, &device()),
+        Err(WeightsError::UnsupportedVersion { found: 7, supported: 1 })
+    ));
+
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[1, 2, 3]);
+    assert!(matches!(from_bytes::<Cpu>(&longer, &device()), Err(WeightsError::TrailingBytes(3))));
+}
+
+#[test]
+fn a_file_for_another_architecture_is_refused() {
+    let bytes = file();
+    // Same tensors, but a header that describes a wider network.
+    let wider = with_header(&bytes, |header| header.model.base_channels = 16);
+    match from_bytes::<Cpu>(&wider, &device()) {
+        Err(WeightsError::ArchitectureMismatch(message)) => assert!(message.contains("shape"), "{message}"),
+        other => panic!("expected ArchitectureMismatch, got {:?}", other.map(|_| ())),
+    }
+    let renamed = with_header(&bytes, |header| header.architecture = "someone-elses-net".into());
+    assert!(matches!(from_bytes::<Cpu>(&renamed, &device()), Err(WeightsError::UnknownArchitecture { .. })));
+    let invalid = with_header(&bytes, |header| header.model.norm_groups = 3);
+    assert!(matches!(from_bytes::<Cpu>(&invalid, &device()), Err(WeightsError::InvalidConfig(_))));
+    let fewer = with_header(&bytes, |header| {
+        header.tensors.pop();
+    });
+    // Dropping a table entry shortens the expected data: the file now has leftover bytes.
+    assert!(matches!(from_bytes::<Cpu>(&fewer, &device()), Err(WeightsError::TrailingBytes(_))));
+}
+
+#[test]
+fn a_garbled_header_is_reported_as_invalid() {
+    let bytes = file();
+    let mut garbled = bytes[..16].to_vec();
+    let json = b"{\"architecture\": 5}";
+    garbled[12..16].copy_from_slice(&(json.len() as u32).to_le_bytes());
+    garbled.extend_from_slice(json);
+    let checksum = crc32fast::hash(&garbled);
+    garbled.extend_from_slice(&checksum.to_le_bytes());
+    assert!(matches!(from_bytes::<Cpu>(&garbled, &device()), Err(WeightsError::InvalidHeader(_))));
+}
+
+#[test]
+fn non_finite_values_are_refused() {
+    let bytes = file();
+    let (header, _) = read_header(&bytes).unwrap();
+    let data_start = bytes.len() - 4 - 2 * header.parameter_count();
+    let mut poisoned = bytes[..bytes.len() - 4].to_vec();
+    poisoned[data_start..data_start + 2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+    let checksum = crc32fast::hash(&poisoned);
+    poisoned.extend_from_slice(&checksum.to_le_bytes());
+    assert!(matches!(from_bytes::<Cpu>(&poisoned, &device()), Err(WeightsError::NonFinite(_))));
+}
