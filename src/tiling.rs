@@ -87,9 +87,8 @@ pub struct Tile {
 }
 
 impl TileGrid {
-    /// Plans tiles of at most `tile` pixels a side (the last tile of a row or
-    /// column may be up to `align - 1` pixels larger, to keep its origin
-    /// aligned). `align` is the network's size multiple.
+    /// Plans tiles of at most `tile` pixels a side, with origins aligned to
+    /// `align` (the network's size multiple).
     pub fn new(
         width: usize,
         height: usize,
@@ -161,38 +160,26 @@ fn align_down(value: usize, align: usize) -> usize {
     value / align * align
 }
 
+/// Splits `length` into the fewest tiles of at most `tile` pixels, all of
+/// (nearly) equal size, so a photo slightly larger than one tile costs two
+/// half tiles rather than two full ones.
 fn axis_spans(length: usize, tile: usize, overlap: usize, align: usize) -> Vec<Span> {
     if length <= tile {
         return vec![Span { start: 0, end: length }];
     }
-    let stride = align_down(tile - overlap, align);
-    let mut starts = vec![0];
-    loop {
-        let last = *starts.last().expect("starts is never empty");
-        if last + tile >= length {
-            break;
-        }
-        let next = if last + stride + tile >= length {
-            // Final tile: flush with the far edge, origin kept aligned.
-            align_down(length - tile, align)
-        } else {
-            last + stride
-        };
-        if next == last {
-            break;
-        }
-        starts.push(next);
-        if next + tile >= length {
-            break;
-        }
+    // Fewest tiles whose aligned stride keeps them within `tile`, then the
+    // smallest aligned stride that still covers `length` with that many.
+    let widest_stride = align_down(tile - overlap, align).max(align);
+    let mut count = (length - overlap).div_ceil(widest_stride);
+    let stride = (length - overlap).div_ceil(count).div_ceil(align) * align;
+    // Rounding the stride up can make the last tile redundant.
+    while count > 1 && (count - 1) * stride >= length {
+        count -= 1;
     }
-    let count = starts.len();
-    starts
-        .iter()
-        .enumerate()
-        .map(|(index, &start)| Span {
-            start,
-            end: if index + 1 == count { length } else { start + tile },
+    (0..count)
+        .map(|index| Span {
+            start: index * stride,
+            end: if index + 1 == count { length } else { index * stride + stride + overlap },
         })
         .collect()
 }
@@ -310,6 +297,8 @@ pub struct BandBlender {
     /// First image row the band holds.
     top: usize,
     rows: usize,
+    /// Most rows held at once, for memory accounting.
+    peak_rows: usize,
     /// Weighted RGB sums, row-major, 3 values per pixel.
     sums: Vec<f32>,
     weights: Vec<f32>,
@@ -317,7 +306,7 @@ pub struct BandBlender {
 
 impl BandBlender {
     pub fn new(width: usize) -> Self {
-        Self { width, top: 0, rows: 0, sums: Vec::new(), weights: Vec::new() }
+        Self { width, top: 0, rows: 0, peak_rows: 0, sums: Vec::new(), weights: Vec::new() }
     }
 
     /// Adds a tile's output (planar `[3, h, w]`) with its blending weights.
@@ -325,6 +314,7 @@ impl BandBlender {
         let needed = tile.y.end - self.top;
         if needed > self.rows {
             self.rows = needed;
+            self.peak_rows = self.peak_rows.max(needed);
             self.sums.resize(3 * self.width * self.rows, 0.0);
             self.weights.resize(self.width * self.rows, 0.0);
         }
@@ -341,6 +331,12 @@ impl BandBlender {
                 }
             }
         }
+    }
+
+    /// The most image rows the band ever held: its memory is
+    /// `16 * width * peak_rows` bytes, whatever the image height.
+    pub fn peak_rows(&self) -> usize {
+        self.peak_rows
     }
 
     /// Writes rows above `until` (exclusive) into `image` and drops them

@@ -175,10 +175,10 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
             found: bytes.len(),
         });
     }
-    let verify_checksum = || {
-        let body = &bytes[..bytes.len() - CHECKSUM];
-        let stored = u32::from_le_bytes(bytes[bytes.len() - CHECKSUM..].try_into().expect("4 bytes"));
-        let computed = crc32fast::hash(body);
+    // The checksum sits right after the data; `end` is where it ends.
+    let verify_checksum = |end: usize| {
+        let stored = u32::from_le_bytes(bytes[end - CHECKSUM..end].try_into().expect("4 bytes"));
+        let computed = crc32fast::hash(&bytes[..end - CHECKSUM]);
         if stored == computed {
             Ok(())
         } else {
@@ -189,7 +189,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
         Ok(header) => header,
         Err(error) => {
             // A damaged header in an otherwise complete file is corruption.
-            verify_checksum()?;
+            verify_checksum(bytes.len())?;
             return Err(WeightsError::InvalidHeader(error.to_string()));
         }
     };
@@ -198,11 +198,10 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
     if bytes.len() < expected {
         return Err(WeightsError::Truncated { expected, found: bytes.len() });
     }
+    verify_checksum(expected)?;
     if bytes.len() > expected {
-        verify_checksum()?;
         return Err(WeightsError::TrailingBytes(bytes.len() - expected));
     }
-    verify_checksum()?;
     if header.architecture != ARCHITECTURE {
         return Err(WeightsError::UnknownArchitecture { found: header.architecture });
     }

@@ -19,7 +19,7 @@ fn tiles_cover_every_pixel_with_positive_weight_and_aligned_origins() {
         for t in grid.tiles() {
             assert_eq!(t.x.start % 8, 0);
             assert_eq!(t.y.start % 8, 0);
-            assert!(t.x.len() < tile + 8 && t.y.len() < tile + 8);
+            assert!(t.x.len() <= tile && t.y.len() <= tile, "{:?} exceeds {tile}", t);
             let weights = grid.weights(t);
             for (row, y) in (t.y.start..t.y.end).enumerate() {
                 for (column, x) in (t.x.start..t.x.end).enumerate() {
@@ -90,4 +90,26 @@ fn tiled_and_whole_image_outputs_of_a_random_network_agree_within_one_level() {
     println!("tiled vs whole: max difference {worst} ({:.3}/255); the network changed pixels by up to {changed}", worst * 255.0);
     assert!(changed > 0.05, "the random network barely changes the image ({changed}): the test would prove nothing");
     assert!(worst < 1.0 / 255.0, "tiled output differs from whole-image output by {worst}");
+}
+
+#[test]
+fn the_blend_buffer_holds_one_row_of_tiles_whatever_the_image_height() {
+    use realdenoise::tiling::{BandBlender, TiledImage};
+    let (width, height, tile) = (90, 2000, 64);
+    let planes = photo_like(width, height, 2);
+    let mut image = PlanarImage::new(width, height, planes.clone());
+    let grid = TileGrid::new(width, height, tile, SMALL_OVERLAP, 8).unwrap();
+    let mut blender = BandBlender::new(width);
+    for (index, &row) in grid.rows.iter().enumerate() {
+        for &column in &grid.columns {
+            let t = realdenoise::tiling::Tile { x: column, y: row };
+            blender.add(t, &image.read_tile(t), &grid.weights(t));
+        }
+        let until = grid.rows.get(index + 1).map_or(height, |next| next.start);
+        blender.flush(&mut image, until);
+    }
+    assert!(grid.rows.len() > 40);
+    assert!(blender.peak_rows() < tile + 8, "the band grew to {} rows", blender.peak_rows());
+    let worst = image.data.iter().zip(&planes).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "blending identity tiles changed the image by {worst}");
 }

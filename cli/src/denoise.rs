@@ -11,7 +11,7 @@ use realdenoise::denoiser::{block_on, Callback, DEFAULT_MEMORY_BUDGET};
 use realdenoise::{DenoiseOptions, Denoiser};
 
 use crate::backend::{resolve, Resolved};
-use crate::files::{identity, load, output_format, save};
+use crate::files::{check_input, identity, load, output_format, save};
 use crate::DenoiseArgs;
 
 /// Trained weights, then the untrained development file, in `weights/`.
@@ -93,6 +93,7 @@ fn plan_jobs(args: &DenoiseArgs) -> Result<Vec<Job>> {
         if !job.input.is_file() {
             bail!("input {} does not exist or is not a file", job.input.display());
         }
+        check_input(&job.input)?;
         output_format(&job.output)?;
         let target = identity(&job.output);
         if inputs.contains(&target) {

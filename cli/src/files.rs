@@ -15,17 +15,28 @@ pub struct LoadedImage {
     pub has_alpha: bool,
 }
 
+/// Checks from its first bytes that `path` holds a PNG, JPEG or WebP image,
+/// so bad inputs are refused before any work starts.
+pub fn check_input(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut start = Vec::with_capacity(64);
+    File::open(path)
+        .and_then(|file| file.take(64).read_to_end(&mut start))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    match image::guess_format(&start) {
+        Ok(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP) => Ok(()),
+        Ok(other) => bail!("{} is a {other:?} image; supported inputs are PNG, JPEG and WebP", path.display()),
+        Err(_) => bail!("{} is not a PNG, JPEG or WebP image (unrecognised contents)", path.display()),
+    }
+}
+
 pub fn load(path: &Path) -> Result<LoadedImage> {
     let reader = ImageReader::open(path)
         .with_context(|| format!("cannot open {}", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let format = reader.format().ok_or_else(|| {
-        anyhow!("{} is not a PNG, JPEG or WebP image (unrecognised format)", path.display())
-    })?;
-    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP) {
-        bail!("{} is a {format:?} image; supported inputs are PNG, JPEG and WebP", path.display());
-    }
+    check_input(path)?;
+    let format = reader.format().ok_or_else(|| anyhow!("{} has an unknown format", path.display()))?;
     let image = reader
         .decode()
         .with_context(|| format!("cannot decode {} as {format:?}", path.display()))?;
