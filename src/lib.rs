@@ -16,6 +16,9 @@ pub mod model;
 pub mod tiling;
 pub mod weights;
 
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
 pub use denoiser::{DenoiseError, DenoiseOptions, Denoiser, Progress};
 pub use diffusion::{SamplerKind, Schedule};
 pub use model::{UNet, UNetConfig};

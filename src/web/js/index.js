@@ -1,0 +1,172 @@
+// realdenoise: private, in-browser removal of real-world camera noise.
+// The Denoiser class wraps the wasm module: it initialises it, resolves the
+// backend (never a silent fallback), queues calls, and maps AbortSignals and
+// progress callbacks onto the module's step-by-step observer.
+import init, { Model } from "./realdenoise.js";
+
+const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
+// Activation memory one tile may use; WebGPU budgets are also capped by the
+// adapter's buffer limits.
+const CPU_BUDGET = 256 * 1024 * 1024;
+const GPU_BUDGET = 512 * 1024 * 1024;
+
+let ready = null;
+function initialise() {
+  ready ??= init({ module_or_path: new URL("./realdenoise_bg.wasm", import.meta.url) });
+  return ready;
+}
+
+function namedError(name, message, cause) {
+  const error = new Error(message, cause ? { cause } : undefined);
+  error.name = name;
+  return error;
+}
+
+async function probeAdapter() {
+  if (typeof navigator === "undefined" || !navigator.gpu) return null;
+  try {
+    return await navigator.gpu.requestAdapter();
+  } catch {
+    return null;
+  }
+}
+
+async function readWeights(weights) {
+  if (weights instanceof Uint8Array) return weights;
+  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
+  const url = weights ?? DEFAULT_WEIGHTS;
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (cause) {
+    throw namedError("WeightsError", `cannot fetch weights from ${url}`, cause);
+  }
+  if (!response.ok) throw namedError("WeightsError", `cannot fetch weights from ${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Reads RGBA pixels out of any supported image source. */
+function toPixels(image) {
+  if (image && typeof image === "object" && "data" in image && "width" in image && "height" in image) {
+    const { data, width, height } = image;
+    if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
+      throw namedError("InputError", "image.data must be a Uint8Array or Uint8ClampedArray of RGBA values");
+    }
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+      throw namedError("InputError", `image size must be positive integers (got ${width}x${height})`);
+    }
+    if (data.length !== width * height * 4) {
+      throw namedError("InputError", `image.data has ${data.length} bytes; ${width}x${height} RGBA needs ${width * height * 4}`);
+    }
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
+  }
+  const drawable =
+    (typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap) ||
+    (typeof HTMLCanvasElement !== "undefined" && image instanceof HTMLCanvasElement) ||
+    (typeof OffscreenCanvas !== "undefined" && image instanceof OffscreenCanvas);
+  if (!drawable) {
+    throw namedError("InputError", "image must be ImageData, ImageBitmap, a canvas, or { data, width, height }");
+  }
+  const { width, height } = image;
+  if (!width || !height) throw namedError("InputError", `image is empty (${width}x${height})`);
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const pixels = context.getImageData(0, 0, width, height);
+  return { data: new Uint8Array(pixels.data.buffer), width, height };
+}
+
+function toImageData(bytes, width, height) {
+  const clamped = new Uint8ClampedArray(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return typeof ImageData !== "undefined" ? new ImageData(clamped, width, height) : { data: clamped, width, height, colorSpace: "srgb" };
+}
+
+export class Denoiser {
+  #model;
+  #queue = Promise.resolve();
+  #budget;
+  #disposed = false;
+
+  constructor(model, budget) {
+    this.#model = model;
+    this.#budget = budget;
+    /** "webgpu" | "cpu": the backend actually in use. */
+    this.backend = model.backend;
+    /** Model metadata from the weights header. */
+    this.info = Object.freeze(JSON.parse(model.infoJson()));
+  }
+
+  /**
+   * @param {{ weights?: string | URL | ArrayBuffer | Uint8Array, backend?: "auto" | "webgpu" | "cpu",
+   *           onProgress?: (p: {stage: string, fraction: number}) => void }} [options]
+   */
+  static async load({ weights, backend = "auto", onProgress } = {}) {
+    if (!["auto", "webgpu", "cpu"].includes(backend)) {
+      throw namedError("InputError", `backend must be "auto", "webgpu" or "cpu" (got ${JSON.stringify(backend)})`);
+    }
+    onProgress?.({ stage: "init", fraction: 0 });
+    await initialise();
+    let adapter = null;
+    if (backend !== "cpu") {
+      adapter = await probeAdapter();
+      if (!adapter && backend === "webgpu") {
+        throw namedError("WebGpuUnavailableError", "WebGPU was requested but this browser exposes no WebGPU adapter");
+      }
+    }
+    const chosen = adapter ? "webgpu" : "cpu";
+    onProgress?.({ stage: "weights", fraction: 0.3 });
+    const bytes = await readWeights(weights);
+    onProgress?.({ stage: "model", fraction: 0.7 });
+    const model = await Model.load(bytes, chosen);
+    let budget = CPU_BUDGET;
+    if (adapter) {
+      const { maxBufferSize, maxStorageBufferBindingSize } = adapter.limits;
+      // The largest single activation is about 1/8 of a tile's total.
+      budget = Math.min(GPU_BUDGET, 8 * Math.min(maxBufferSize, maxStorageBufferBindingSize));
+    }
+    onProgress?.({ stage: "ready", fraction: 1 });
+    return new Denoiser(model, budget);
+  }
+
+  /**
+   * Denoises an image; resolves to ImageData of the same size (alpha untouched).
+   * Calls on one Denoiser run one after another.
+   */
+  denoise(image, { steps, sampler, strength = 1, tileSize = 0, onProgress, signal } = {}) {
+    const run = this.#queue.then(() => this.#run(image, { steps, sampler, strength, tileSize, onProgress, signal }));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #run(image, { steps, sampler, strength, tileSize, onProgress, signal }) {
+    if (this.#disposed) throw namedError("InputError", "this Denoiser was disposed");
+    if (signal?.aborted) throw namedError("AbortError", "the denoising run was aborted");
+    const { data, width, height } = toPixels(image);
+    const chosenSteps = steps ?? this.info.defaultSteps;
+    const chosenSampler = sampler ?? this.info.defaultSampler;
+    if (!Number.isInteger(chosenSteps) || chosenSteps < 1) {
+      throw namedError("InputError", `steps must be a positive integer (got ${chosenSteps})`);
+    }
+    const progress = async (event) => {
+      onProgress?.(event);
+      // Let the event loop run so abort signals and messages arrive.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      return !signal?.aborted;
+    };
+    const output = await this.#model.denoise(
+      data, width, height, chosenSteps, chosenSampler, strength, tileSize, this.#budget, progress,
+    );
+    return toImageData(output, width, height);
+  }
+
+  /** Frees the model and its GPU memory. */
+  dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#queue.finally(() => this.#model.free());
+  }
+
+  [Symbol.dispose]() {
+    this.dispose();
+  }
+}

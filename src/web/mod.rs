@@ -1,0 +1,177 @@
+//! The JavaScript API (wasm32 only), kept thin: it converts JS values and
+//! runs the library's own pipeline. The `Denoiser` class users see is the
+//! JavaScript wrapper in `pkg-src/`, which queues calls, resolves the
+//! backend and turns `AbortSignal`s into the `keepGoing` callback used here.
+
+mod errors;
+
+use burn::backend::ndarray::NdArray;
+use burn::backend::wgpu::{graphics::WebGpu as WebGpuApi, init_setup_async, RuntimeOptions, Wgpu, WgpuDevice};
+use image::RgbaImage;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::denoiser::{Cancelled, DenoiseError, Observer, Progress};
+use crate::{DenoiseOptions, Denoiser, SamplerKind};
+use errors::{js_error, ErrorName};
+
+enum Engine {
+    WebGpu(Denoiser<Wgpu>),
+    Cpu(Denoiser<NdArray>),
+}
+
+/// A loaded model on one backend.
+#[wasm_bindgen]
+pub struct Model {
+    engine: Engine,
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads `.rdnz` weights on `backend` ("webgpu" or "cpu"; the caller has
+    /// already checked that a WebGPU adapter exists).
+    pub async fn load(weights: Vec<u8>, backend: String) -> Result<Model, JsValue> {
+        let engine = match backend.as_str() {
+            "webgpu" => {
+                let device = WgpuDevice::default();
+                init_setup_async::<WebGpuApi>(&device, RuntimeOptions::default()).await;
+                Engine::WebGpu(Denoiser::from_bytes(&weights, &device).map_err(|e| js_error(ErrorName::Weights, &e.to_string()))?)
+            }
+            "cpu" => Engine::Cpu(
+                Denoiser::from_bytes(&weights, &Default::default()).map_err(|e| js_error(ErrorName::Weights, &e.to_string()))?,
+            ),
+            other => return Err(js_error(ErrorName::Input, &format!("unknown backend '{other}' (expected 'webgpu' or 'cpu')"))),
+        };
+        Ok(Model { engine })
+    }
+
+    /// "webgpu" or "cpu".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        match self.engine {
+            Engine::WebGpu(_) => "webgpu".into(),
+            Engine::Cpu(_) => "cpu".into(),
+        }
+    }
+
+    /// Model metadata as JSON: config, training metadata, parameter count,
+    /// GFLOP per megapixel per step.
+    #[wasm_bindgen(js_name = infoJson)]
+    pub fn info_json(&self) -> String {
+        let header = match &self.engine {
+            Engine::WebGpu(d) => d.header(),
+            Engine::Cpu(d) => d.header(),
+        };
+        serde_json::json!({
+            "architecture": header.architecture,
+            "parameters": header.parameter_count(),
+            "timesteps": header.model.timesteps,
+            "defaultSteps": header.training.default_steps,
+            "defaultSampler": header.training.default_sampler,
+            "trained": header.training.trained,
+            "gflopsPerMegapixelPerStep": header.model.flops_per_pixel() * 1e-3,
+            "model": header.model,
+            "training": header.training,
+        })
+        .to_string()
+    }
+
+    /// The tile side the given options lead to (0 = from the budget).
+    #[wasm_bindgen(js_name = tileSize)]
+    pub fn tile_size(&self, tile_size: u32, memory_budget: f64) -> u32 {
+        let options = DenoiseOptions {
+            tile_size: (tile_size > 0).then_some(tile_size as usize),
+            memory_budget: memory_budget as usize,
+            ..DenoiseOptions::default()
+        };
+        (match &self.engine {
+            Engine::WebGpu(d) => d.tile_size(&options),
+            Engine::Cpu(d) => d.tile_size(&options),
+        }) as u32
+    }
+
+    /// Denoises RGBA pixels; returns new RGBA pixels (alpha untouched).
+    /// `progress(p)` is awaited between steps and tiles; it resolves to
+    /// `false` to cancel (the run then rejects with an `AbortError`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn denoise(
+        &self,
+        rgba: Vec<u8>,
+        width: u32,
+        height: u32,
+        steps: u32,
+        sampler: String,
+        strength: f32,
+        tile_size: u32,
+        memory_budget: f64,
+        progress: js_sys::Function,
+    ) -> Result<Vec<u8>, JsValue> {
+        if width == 0 || height == 0 {
+            return Err(js_error(ErrorName::Input, &format!("image is empty ({width}x{height})")));
+        }
+        let expected = width as usize * height as usize * 4;
+        if rgba.len() != expected {
+            return Err(js_error(
+                ErrorName::Input,
+                &format!("data has {} bytes; a {width}x{height} RGBA image needs {expected}", rgba.len()),
+            ));
+        }
+        let sampler: SamplerKind = sampler.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
+        let image = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
+        let options = DenoiseOptions {
+            steps: steps as usize,
+            sampler,
+            strength,
+            tile_size: (tile_size > 0).then_some(tile_size as usize),
+            memory_budget: memory_budget as usize,
+            ..DenoiseOptions::default()
+        };
+        let mut observer = JsObserver { callback: progress };
+        let result = match &self.engine {
+            Engine::WebGpu(d) => d.denoise(&image, &options, &mut observer).await,
+            Engine::Cpu(d) => d.denoise(&image, &options, &mut observer).await,
+        };
+        match result {
+            Ok(output) => Ok(output.into_raw()),
+            Err(DenoiseError::Cancelled) => Err(js_error(ErrorName::Abort, "the denoising run was aborted")),
+            Err(DenoiseError::Options(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
+            Err(DenoiseError::Tiling(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
+            Err(DenoiseError::Backend(e)) => Err(js_error(ErrorName::Backend, &e)),
+        }
+    }
+}
+
+/// Forwards progress to JavaScript and awaits its answer, which also lets
+/// the browser's event loop run (abort signals, worker messages).
+struct JsObserver {
+    callback: js_sys::Function,
+}
+
+impl Observer for JsObserver {
+    async fn progress(&mut self, progress: Progress) -> Result<(), Cancelled> {
+        let event = serde_json::json!({
+            "stage": "denoise",
+            "step": progress.step,
+            "steps": progress.steps,
+            "tile": progress.tile,
+            "tiles": progress.tiles,
+            "fraction": progress.fraction,
+        });
+        let value = js_sys::JSON::parse(&event.to_string()).map_err(|_| Cancelled)?;
+        let answer = self.callback.call1(&JsValue::NULL, &value).map_err(|_| Cancelled)?;
+        let keep_going = match answer.dyn_into::<js_sys::Promise>() {
+            Ok(promise) => JsFuture::from(promise).await.map_err(|_| Cancelled)?,
+            Err(value) => value,
+        };
+        if keep_going.as_bool() == Some(false) {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
