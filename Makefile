@@ -8,13 +8,14 @@ BIN := $(CARGO_TARGET_DIR)/release/realdenoise
 TRAINED_WEIGHTS := weights/realdenoise.rdnz
 UNTRAINED_WEIGHTS := weights/realdenoise-untrained.rdnz
 
-.PHONY: demo test setup build weights clean help
+.PHONY: demo test setup build weights pkg clean help
 
 help:
 	@echo "make demo    denoise the bundled sample photo with the CLI"
 	@echo "make test    run every test"
 	@echo "make build   build the library and the CLI (release)"
 	@echo "make weights untrained development weights, if no trained ones exist"
+	@echo "make pkg     build the npm package into pkg/"
 
 setup:
 	@bash scripts/setup.sh
@@ -37,5 +38,19 @@ demo: weights
 test: setup
 	$(CARGO) test --release --workspace
 
+# The npm package: wasm32 build, wasm-bindgen at the crate's version,
+# wasm-opt from npm binaryen, then the JavaScript wrapper and the weights.
+WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/wasm-release/realdenoise.wasm
+pkg: weights
+	@bash scripts/setup-wasm.sh
+	$(CARGO) build --profile wasm-release --target wasm32-unknown-unknown -p realdenoise --lib
+	rm -rf pkg/*.js pkg/*.ts pkg/*.wasm pkg/*.rdnz
+	mkdir -p pkg
+	wasm-bindgen --target web --out-dir pkg --out-name realdenoise $(WASM)
+	tools/node_modules/.bin/wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals pkg/realdenoise_bg.wasm -o pkg/realdenoise_bg.wasm
+	cp src/web/js/index.js src/web/js/worker.js src/web/js/index.d.ts src/web/js/package.json src/web/js/README.md pkg/
+	if [ -f $(TRAINED_WEIGHTS) ]; then cp $(TRAINED_WEIGHTS) pkg/realdenoise.rdnz; else cp $(UNTRAINED_WEIGHTS) pkg/realdenoise.rdnz; fi
+	@ls -l pkg; gzip -9 -c pkg/realdenoise_bg.wasm | wc -c | awk '{printf "realdenoise_bg.wasm gzip: %.2f MB\n", $$1/1e6}'
+
 clean:
-	rm -rf out
+	rm -rf out pkg/*
