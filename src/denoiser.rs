@@ -2,8 +2,6 @@
 //! blended image. Async so the browser can await read-backs and stay
 //! responsive; native callers use [`block_on`].
 
-use std::future::Future;
-
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbaImage;
 
@@ -256,6 +254,6 @@ pub async fn denoise_in_place<B: Backend>(
 
 /// Drives a future to completion on the current thread (native only).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures_lite::future::block_on(future)
 }
