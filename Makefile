@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/realdenoise
 TRAINED_WEIGHTS := weights/realdenoise.rdnz
 UNTRAINED_WEIGHTS := weights/realdenoise-untrained.rdnz
 
-.PHONY: demo test setup build weights pkg clean help
+.PHONY: demo test test-browser setup build weights pkg clean help
 
 help:
 	@echo "make demo    denoise the bundled sample photo with the CLI"
@@ -51,6 +51,12 @@ pkg: weights
 	cp src/web/js/index.js src/web/js/worker.js src/web/js/index.d.ts src/web/js/package.json src/web/js/README.md pkg/
 	if [ -f $(TRAINED_WEIGHTS) ]; then cp $(TRAINED_WEIGHTS) pkg/realdenoise.rdnz; else cp $(UNTRAINED_WEIGHTS) pkg/realdenoise.rdnz; fi
 	@ls -l pkg; gzip -9 -c pkg/realdenoise_bg.wasm | wc -c | awk '{printf "realdenoise_bg.wasm gzip: %.2f MB\n", $$1/1e6}'
+
+# The npm package in headless Debian Chromium (WebGPU via SwiftShader, and CPU).
+test-browser: pkg
+	@dpkg -s chromium >/dev/null 2>&1 || { sudo_cmd=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo_cmd apt-get install -y -qq chromium >/dev/null; }
+	npm --prefix tests/browser install --no-audit --no-fund --silent
+	cd tests/browser && node --test --test-concurrency=1 ./package.test.mjs
 
 clean:
 	rm -rf out pkg/*

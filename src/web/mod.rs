@@ -5,6 +5,8 @@
 
 mod errors;
 
+use std::cell::Cell;
+
 use burn::backend::ndarray::NdArray;
 use burn::backend::wgpu::{graphics::WebGpu as WebGpuApi, init_setup_async, RuntimeOptions, Wgpu, WgpuDevice};
 use image::RgbaImage;
@@ -14,6 +16,10 @@ use wasm_bindgen_futures::JsFuture;
 use crate::denoiser::{Cancelled, DenoiseError, Observer, Progress};
 use crate::{DenoiseOptions, Denoiser, SamplerKind};
 use errors::{js_error, ErrorName};
+
+thread_local! {
+    static WEBGPU_READY: Cell<bool> = const { Cell::new(false) };
+}
 
 enum Engine {
     WebGpu(Denoiser<Wgpu>),
@@ -39,7 +45,12 @@ impl Model {
         let engine = match backend.as_str() {
             "webgpu" => {
                 let device = WgpuDevice::default();
-                init_setup_async::<WebGpuApi>(&device, RuntimeOptions::default()).await;
+                // The WebGPU runtime is set up once per page or worker; a
+                // second setup of the same device would never resolve.
+                if !WEBGPU_READY.with(Cell::get) {
+                    init_setup_async::<WebGpuApi>(&device, RuntimeOptions::default()).await;
+                    WEBGPU_READY.with(|ready| ready.set(true));
+                }
                 Engine::WebGpu(Denoiser::from_bytes(&weights, &device).map_err(|e| js_error(ErrorName::Weights, &e.to_string()))?)
             }
             "cpu" => Engine::Cpu(
