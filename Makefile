@@ -37,6 +37,7 @@ demo: weights
 
 test: setup
 	$(CARGO) test --release --workspace
+	$(MAKE) test-browser
 
 # The npm package: wasm32 build, wasm-bindgen at the crate's version,
 # wasm-opt from npm binaryen, then the JavaScript wrapper and the weights.
