@@ -28,7 +28,7 @@ build: setup
 weights: build
 	@if [ -f $(TRAINED_WEIGHTS) ]; then echo "using $(TRAINED_WEIGHTS)"; \
 	elif [ -f $(UNTRAINED_WEIGHTS) ]; then echo "using $(UNTRAINED_WEIGHTS) (untrained)"; \
-	else $(BIN) init-weights $(UNTRAINED_WEIGHTS); fi
+	else mkdir -p weights && $(BIN) init-weights $(UNTRAINED_WEIGHTS); fi
 
 demo: weights
 	@mkdir -p out
@@ -37,7 +37,6 @@ demo: weights
 
 test: setup
 	$(CARGO) test --release --workspace
-	$(MAKE) test-browser
 
 # The npm package: wasm32 build, wasm-bindgen at the crate's version,
 # wasm-opt from npm binaryen, then the JavaScript wrapper and the weights.
