@@ -240,7 +240,10 @@ pub async fn denoise_in_place<B: Backend>(
                 .into_data_async()
                 .await
                 .map_err(|error| DenoiseError::Backend(format!("{error:?}")))?;
+            // Backends running in f16, bf16 or f64 hand back their own element
+            // type; convert on the host (a no-op for f32).
             let planes: Vec<f32> = output
+                .convert::<f32>()
                 .into_vec::<f32>()
                 .map_err(|error| DenoiseError::Backend(format!("{error:?}")))?;
             blender.add(tile, &planes, &grid.weights(tile));

@@ -2,6 +2,7 @@
 //! library on the CPU, a native GPU through wgpu, or CUDA.
 
 mod backend;
+mod bench;
 mod denoise;
 mod files;
 mod info;
@@ -31,6 +32,8 @@ enum Command {
         /// A `.rdnz` weights file.
         file: PathBuf,
     },
+    /// Measure speed and memory per backend, image size and step count.
+    Bench(BenchArgs),
     /// Write randomly initialised (untrained) weights, for development and tests.
     InitWeights {
         /// Where to write the `.rdnz` file.
@@ -87,11 +90,58 @@ pub struct DenoiseArgs {
     quiet: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Backends to measure, repeatable or comma-separated [default: every backend that works here].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backend: Vec<bench::BenchBackend>,
+    /// Image sizes WIDTHxHEIGHT, comma-separated [default: 256x256,1024x1024,2048x2048].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<bench::Size>,
+    /// Step counts, comma-separated [default: 1 and the weights' default].
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<usize>,
+    /// Floating-point types, comma-separated (f16/bf16 on GPU backends) [default: f32].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    precision: Vec<bench::Precision>,
+    /// Timed runs per configuration [default: 5 on a GPU; on the CPU 3 up to 256x256, 1 above; 1 on a software wgpu adapter].
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Untimed warm-up runs per configuration [default: 1 on a GPU and up to 256x256, else 0].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Weights file [default: the shipped weights in weights/].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Tile side in pixels [default: from the memory budget].
+    #[arg(long)]
+    tile: Option<usize>,
+    /// Memory budget for one tile's activations, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory_mib: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the report as a markdown table here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Run configurations that a software GPU adapter would take very long for.
+    #[arg(long)]
+    allow_slow: bool,
+    /// Write burn's reference input and outputs (.npy) for the PyTorch port into DIR, then stop.
+    #[arg(long, value_name = "DIR")]
+    reference_dump: Option<PathBuf>,
+    /// Measure one configuration in this process and print it as one JSON line (used by the parent run).
+    #[arg(long, hide = true)]
+    single: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Denoise(args) => denoise::run(args),
         Command::Info { file } => info::run(&file),
+        Command::Bench(args) => bench::run(args),
         Command::InitWeights { output, seed, force } => init_weights::run(&output, seed, force),
     };
     match result {

@@ -1,6 +1,6 @@
 //! The JavaScript API (wasm32 only), kept thin: it converts JS values and
 //! runs the library's own pipeline. The `Denoiser` class users see is the
-//! JavaScript wrapper in `pkg-src/`, which queues calls, resolves the
+//! JavaScript wrapper in `src/web/js/`, which queues calls, resolves the
 //! backend and turns `AbortSignal`s into the `keepGoing` callback used here.
 
 mod errors;
@@ -8,7 +8,8 @@ mod errors;
 use std::cell::Cell;
 
 use burn::backend::ndarray::NdArray;
-use burn::backend::wgpu::{graphics::WebGpu as WebGpuApi, init_setup_async, RuntimeOptions, Wgpu, WgpuDevice};
+use burn::backend::wgpu::{graphics::WebGpu as WebGpuApi, init_setup_async, RuntimeOptions, Wgpu, WgpuDevice, WgpuRuntime};
+use burn::cubecl::Runtime;
 use image::RgbaImage;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -154,6 +155,36 @@ impl Model {
             Err(DenoiseError::Tiling(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
             Err(DenoiseError::Backend(e)) => Err(js_error(ErrorName::Backend, &e)),
         }
+    }
+}
+
+/// The WebGPU device's memory pools as JSON `{"bytesInUse", "bytesPadding",
+/// "bytesReserved", "allocations"}` (cubecl's `MemoryUsage`), or `undefined`
+/// when WebGPU has not been set up in this page or worker. The pools belong
+/// to the device, so every WebGPU `Model` here shares them.
+#[wasm_bindgen(js_name = webgpuMemoryUsage)]
+pub fn webgpu_memory_usage() -> Option<String> {
+    if !WEBGPU_READY.with(Cell::get) {
+        return None;
+    }
+    let usage = WgpuRuntime::client(&WgpuDevice::default()).memory_usage().ok()?;
+    Some(
+        serde_json::json!({
+            "bytesInUse": usage.bytes_in_use,
+            "bytesPadding": usage.bytes_padding,
+            "bytesReserved": usage.bytes_reserved,
+            "allocations": usage.number_allocs,
+        })
+        .to_string(),
+    )
+}
+
+/// Returns the WebGPU device's free memory pages to the browser (pages still
+/// holding live tensors are kept). Called after a WebGPU `Model` is freed.
+#[wasm_bindgen(js_name = webgpuMemoryCleanup)]
+pub fn webgpu_memory_cleanup() {
+    if WEBGPU_READY.with(Cell::get) {
+        WgpuRuntime::client(&WgpuDevice::default()).memory_cleanup();
     }
 }
 

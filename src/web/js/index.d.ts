@@ -50,11 +50,27 @@ export interface DenoiseOptions {
   signal?: AbortSignal;
 }
 
+/** The WebGPU device's memory pools (shared by every WebGPU Denoiser in the page or worker). */
+export interface MemoryUsage {
+  /** Bytes held by live tensors (weights included). */
+  bytesInUse: number;
+  /** Alignment padding of those allocations. */
+  bytesPadding: number;
+  /** GPU memory reserved by the pools (>= bytesInUse). */
+  bytesReserved: number;
+  /** Number of live allocations. */
+  allocations: number;
+}
+
 export declare class Denoiser {
   static load(options?: LoadOptions): Promise<Denoiser>;
   readonly backend: Backend;
   readonly info: Readonly<ModelInfo>;
   denoise(image: ImageInput, options?: DenoiseOptions): Promise<ImageData>;
-  dispose(): void;
+  /** WebGPU memory usage; null on the CPU backend. */
+  memoryUsage(): MemoryUsage | null;
+  /** Frees the model after queued calls, then the device's free GPU pages. */
+  dispose(): Promise<void>;
   [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }

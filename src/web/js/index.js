@@ -2,7 +2,7 @@
 // The Denoiser class wraps the wasm module: it initialises it, resolves the
 // backend (never a silent fallback), queues calls, and maps AbortSignals and
 // progress callbacks onto the module's step-by-step observer.
-import init, { Model } from "./realdenoise.js";
+import init, { Model, webgpuMemoryUsage, webgpuMemoryCleanup } from "./realdenoise.js";
 
 const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
 // Activation memory one tile may use; WebGPU budgets are also capped by the
@@ -86,6 +86,7 @@ export class Denoiser {
   #queue = Promise.resolve();
   #budget;
   #disposed = false;
+  #released = null;
 
   constructor(model, budget) {
     this.#model = model;
@@ -159,14 +160,39 @@ export class Denoiser {
     return toImageData(output, width, height);
   }
 
-  /** Frees the model and its GPU memory. */
+  /**
+   * Memory of the WebGPU device's pools, or null on the CPU backend:
+   * `{ bytesInUse, bytesPadding, bytesReserved, allocations }`. The pools
+   * belong to the device, which every WebGPU Denoiser in this page (or
+   * worker) shares, so the numbers cover all of them; they stay readable
+   * after dispose().
+   */
+  memoryUsage() {
+    if (this.backend !== "webgpu") return null;
+    const json = webgpuMemoryUsage();
+    return json === undefined ? null : JSON.parse(json);
+  }
+
+  /**
+   * Frees the model once queued calls have finished, then returns the
+   * device's free GPU memory pages to the browser. Resolves when done.
+   */
   dispose() {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#queue.finally(() => this.#model.free());
+    if (!this.#disposed) {
+      this.#disposed = true;
+      this.#released = this.#queue.then(() => {
+        this.#model.free();
+        if (this.backend === "webgpu") webgpuMemoryCleanup();
+      });
+    }
+    return this.#released;
   }
 
   [Symbol.dispose]() {
     this.dispose();
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.dispose();
   }
 }

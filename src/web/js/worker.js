@@ -4,11 +4,13 @@
 //   page -> worker  { id, type: "load", weights?, backend? }
 //                   { id, type: "denoise", image: { data, width, height }, options? }
 //                   { id, type: "cancel", target }   (target = id of a denoise)
+//                   { id, type: "memory" }
 //                   { id, type: "dispose" }
 //   worker -> page  { id, type: "progress", progress }
 //                   { id, type: "loaded", backend, info }
 //                   { id, type: "result", image: { data, width, height } }   (data transferred)
 //                   { id, type: "error", name, message }
+//                   { id, type: "memory", usage }   (usage: see Denoiser.memoryUsage(); null on CPU)
 //                   { id, type: "disposed" }
 import { Denoiser } from "./index.js";
 
@@ -24,7 +26,9 @@ self.onmessage = async ({ data: message }) => {
   try {
     switch (type) {
       case "load": {
-        denoiser?.dispose();
+        const previous = denoiser;
+        denoiser = null;
+        await previous?.dispose();
         denoiser = await Denoiser.load({
           weights: message.weights,
           backend: message.backend,
@@ -53,11 +57,16 @@ self.onmessage = async ({ data: message }) => {
       case "cancel":
         running.get(message.target)?.abort();
         break;
-      case "dispose":
-        denoiser?.dispose();
+      case "memory":
+        reply({ id, type: "memory", usage: denoiser?.memoryUsage() ?? null });
+        break;
+      case "dispose": {
+        const previous = denoiser;
         denoiser = null;
+        await previous?.dispose();
         reply({ id, type: "disposed" });
         break;
+      }
       default:
         throw Object.assign(new Error(`unknown message type ${JSON.stringify(type)}`), { name: "InputError" });
     }

@@ -1,0 +1,402 @@
+// The demo page (www/) end to end in headless Debian Chromium: the real
+// server (www/serve.mjs), a photo through the file input, a Balanced run, the
+// downloaded PNG's PSNR, every request the page makes, Cancel, the CPU
+// fallback without WebGPU, offline use, and the phone-sized layout.
+// Screenshots go to out/e2e/; E2E_DOCS=1 also runs the bundled example photo
+// (slow on the CPU) and writes docs/demo.png and docs/demo-phone.png.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+import { PNG } from "pngjs";
+import { startServer } from "../../www/serve.mjs";
+
+const root = resolve(import.meta.dirname, "../..");
+const shots = join(root, "out/e2e");
+const NOISY = join(import.meta.dirname, "fixtures/eye-noisy-96x96.png");
+const CLEAN = join(import.meta.dirname, "fixtures/eye-clean-96x96.png");
+const RUN_TIMEOUT = 240_000;
+mkdirSync(shots, { recursive: true });
+
+const FLAGS = [
+  "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync",
+];
+
+let server;
+let origin;
+const profiles = [];
+const report = {}; // printed at the end: what the page showed
+before(async () => {
+  server = await startServer({ port: 0 });
+  origin = new URL(server.url).origin;
+});
+after(async () => {
+  await server?.close();
+  for (const dir of profiles) rmSync(dir, { recursive: true, force: true });
+  console.log(`e2e report ${JSON.stringify(report, null, 2)}`);
+});
+
+function source(request) {
+  if (request.serviceWorker()) return "service worker";
+  try {
+    return request.frame() ? "page" : "worker";
+  } catch {
+    return "worker";
+  }
+}
+
+/** A fresh Chromium profile; records every request (page, workers, service worker) and console errors. */
+async function open({ webgpu, viewport = { width: 1280, height: 860 } }) {
+  const profile = mkdtempSync(join(tmpdir(), "realdenoise-e2e-"));
+  profiles.push(profile);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: webgpu ? [...FLAGS, "--enable-unsafe-webgpu"] : FLAGS,
+    viewport,
+    acceptDownloads: true,
+  });
+  const requests = [];
+  const problems = [];
+  context.on("request", (request) => {
+    requests.push({
+      url: request.url(),
+      method: request.method(),
+      body: request.postDataBuffer()?.length ?? 0,
+      from: source(request),
+    });
+  });
+  // Progress <progress> value/max and status text, as the page shows them.
+  await context.addInitScript(() => {
+    window.__seen = [];
+    document.addEventListener("DOMContentLoaded", () => {
+      const progress = document.querySelector("[data-testid=progress]");
+      const status = document.querySelector("[data-testid=status]");
+      const text = document.querySelector("[data-testid=progress-text]");
+      new MutationObserver(() => {
+        window.__seen.push({ t: Math.round(performance.now()), value: progress.value, max: progress.max, status: status.textContent, text: text?.textContent });
+      }).observe(document.body, { attributes: true, childList: true, subtree: true, characterData: true });
+    });
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (message) => {
+    if (message.type() === "error" || /Content Security Policy/i.test(message.text())) problems.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+  return { context, page, requests, problems };
+}
+
+const status = (page) => page.textContent("[data-testid=status]");
+
+async function waitForStatus(page, pattern, timeout = RUN_TIMEOUT) {
+  await page.waitForFunction(
+    (source) => new RegExp(source).test(document.querySelector("[data-testid=status]").textContent),
+    pattern.source, { timeout, polling: 100 },
+  );
+}
+
+async function loadPage(page) {
+  await page.goto(origin + "/");
+  await waitForStatus(page, /^ready|^error/, 120_000);
+  const text = await status(page);
+  assert.match(text, /^ready/, `page did not get ready: ${text}`);
+}
+
+async function choosePreset(page, name) {
+  await page.click(`label:has([data-testid=preset-${name}])`);
+}
+
+/** Balanced (etc.) run on the fixture; returns what the page showed. */
+async function runAndDownload(page, preset) {
+  await page.setInputFiles("[data-testid=file-input]", NOISY);
+  await page.waitForSelector("#viewer:not([hidden])");
+  await choosePreset(page, preset);
+  const steps = Number(await page.inputValue("[data-testid=steps]"));
+  await page.evaluate(() => (window.__seen.length = 0));
+  await page.click("[data-testid=denoise]");
+  await waitForStatus(page, /^done$|^error/);
+  assert.equal(await status(page), "done");
+  const seen = await page.evaluate(() => window.__seen);
+  const href = await page.getAttribute("[data-testid=download]", "href");
+  assert.match(href, /^blob:/, "the download link is a blob: URL");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=download]")]);
+  const png = readFileSync(await download.path());
+  return {
+    steps, seen, png, name: download.suggestedFilename(),
+    summary: await page.textContent("[data-testid=summary]"),
+    backend: await page.textContent("[data-testid=backend]"),
+    progressText: seen.map((s) => s.text).filter((t) => /^Step/.test(t ?? "")),
+  };
+}
+
+function decode(bytes) {
+  const image = PNG.sync.read(bytes);
+  return { width: image.width, height: image.height, data: image.data }; // RGBA
+}
+
+function psnr(a, b) {
+  assert.equal(a.width, b.width);
+  assert.equal(a.height, b.height);
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < a.data.length; i += 4) {
+    for (let c = 0; c < 3; c++) {
+      const d = a.data[i + c] - b.data[i + c];
+      sum += d * d;
+      n += 1;
+    }
+  }
+  return 10 * Math.log10((255 * 255) / (sum / n));
+}
+
+function checkRequests(requests, label) {
+  const foreign = requests.filter((r) => !/^(blob|data):/.test(r.url) && new URL(r.url).origin !== origin);
+  const withBody = requests.filter((r) => r.body > 0 || !["GET", "HEAD"].includes(r.method));
+  const byFrom = {};
+  for (const r of requests) byFrom[r.from] = (byFrom[r.from] ?? 0) + 1;
+  report[`requests (${label})`] = {
+    total: requests.length, ...byFrom, foreign: foreign.length, withBody: withBody.length,
+    paths: [...new Set(requests.map((r) => (/^(blob|data):/.test(r.url) ? r.url.split(":")[0] + ":" : new URL(r.url).pathname)))],
+  };
+  assert.deepEqual(foreign, [], `requests to another origin: ${JSON.stringify(foreign)}`);
+  assert.deepEqual(withBody, [], `requests with a body: ${JSON.stringify(withBody)}`);
+}
+
+let balanced = null; // the WebGPU Balanced run, for the PSNR test
+
+test("the server: the page, application/wasm, the CSP header, nothing private", async () => {
+  const page = await fetch(origin + "/");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-security-policy"), /default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' blob: data:/);
+  const html = await page.text();
+  assert.match(html, /http-equiv="Content-Security-Policy"/);
+  assert.match(html, /never leaves this device/);
+  assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=/i, "no inline scripts or styles");
+  const wasm = await fetch(origin + "/vendor/realdenoise/realdenoise_bg.wasm", { method: "HEAD" });
+  assert.equal(wasm.headers.get("content-type"), "application/wasm");
+  for (const path of ["/serve.mjs", "/package.json", "/node_modules/sirv/package.json", "/.gitignore"]) {
+    assert.equal((await fetch(origin + path)).status, 404, path);
+  }
+});
+
+test("WebGPU: a Balanced run on a noisy photo finishes; progress, download, requests, screenshots", { timeout: 600_000 }, async () => {
+  const { context, page, requests, problems } = await open({ webgpu: true });
+  try {
+    await loadPage(page);
+    assert.equal(await page.textContent("[data-testid=backend]"), "WebGPU");
+    await page.screenshot({ path: join(shots, "demo-empty.png") });
+    await page.setInputFiles("[data-testid=file-input]", NOISY);
+    await page.waitForSelector("#viewer:not([hidden])");
+    await page.screenshot({ path: join(shots, "demo-before.png") });
+    balanced = await runAndDownload(page, "balanced");
+    await page.screenshot({ path: join(shots, "demo-after.png") });
+    await page.click("[data-testid=zoom-1to1]");
+    await page.screenshot({ path: join(shots, "demo-after-1to1.png") });
+
+    // Cancel while the GPU works through queued steps: the page replaces the
+    // worker, says "cancelled" and gets ready again.
+    await choosePreset(page, "best");
+    await page.click("[data-testid=denoise]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=progress]").value > 0, null, { timeout: RUN_TIMEOUT, polling: 50 });
+    const clicked = Date.now();
+    await page.click("[data-testid=cancel]");
+    await waitForStatus(page, /^cancelled$/, 30_000);
+    const cancelled = (Date.now() - clicked) / 1000;
+    await page.waitForSelector("[data-testid=denoise]:not([disabled])", { timeout: 120_000 });
+    report["WebGPU cancel"] = { secondsToCancelled: cancelled, secondsToReady: (Date.now() - clicked) / 1000, backend: await page.textContent("[data-testid=backend]") };
+    assert.equal(await page.textContent("[data-testid=backend]"), "WebGPU");
+
+    // The <progress> advanced through the run, with step and tile text.
+    const during = balanced.seen.filter((s) => s.status === "denoising" && s.max > 1);
+    const ratios = during.map((s) => s.value / s.max);
+    assert.ok(ratios.length >= 2, `progress seen: ${JSON.stringify(balanced.seen.slice(0, 20))}`);
+    assert.ok(ratios.every((r, i) => i === 0 || r >= ratios[i - 1]), `progress went back: ${ratios}`);
+    assert.ok(ratios.at(-1) > ratios[0]);
+    assert.ok(balanced.progressText.some((t) => /Step \d+ of \d+ · tile 1 of 1 · (about .* left|estimating)/.test(t)), balanced.progressText.join("\n"));
+    const info = await page.evaluate(() => document.querySelector("#balanced-steps").textContent);
+    assert.equal(`${balanced.steps} steps`, info);
+    assert.match(balanced.summary, /^Denoised on WebGPU in [\d.]+ s/);
+    assert.match(balanced.name, /-denoised\.png$/);
+    const image = decode(balanced.png);
+    assert.deepEqual([image.width, image.height], [96, 96]);
+    const t0 = balanced.seen.find((s) => s.status === "denoising")?.t ?? 0;
+    report["WebGPU Balanced"] = {
+      steps: balanced.steps, summary: balanced.summary,
+      progress: balanced.seen.filter((s) => /^Step/.test(s.text ?? "")).map((s) => `+${((s.t - t0) / 1000).toFixed(1)} s ${s.text}`)
+        .filter((line, i, all) => i === 0 || line.slice(line.indexOf(" s ")) !== all[i - 1].slice(all[i - 1].indexOf(" s "))),
+    };
+
+    // Every request, from the page, the package's worker and the service worker.
+    checkRequests(requests, "WebGPU run");
+    assert.ok(requests.some((r) => r.url.endsWith("/realdenoise.rdnz")), "the weights were requested");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("the denoised photo is at least 5 dB closer to the clean photo than the noisy input (PSNR)", () => {
+  assert.ok(balanced, "the Balanced run did not finish");
+  const clean = decode(readFileSync(CLEAN));
+  const noisy = psnr(decode(readFileSync(NOISY)), clean);
+  const denoised = psnr(decode(balanced.png), clean);
+  report.PSNR = { noisy: Number(noisy.toFixed(2)), denoised: Number(denoised.toFixed(2)), gain: Number((denoised - noisy).toFixed(2)) };
+  assert.ok(denoised >= noisy + 5, `PSNR noisy ${noisy.toFixed(2)} dB, denoised ${denoised.toFixed(2)} dB: gain ${(denoised - noisy).toFixed(2)} dB < 5 dB`);
+});
+
+test("without WebGPU the page says it runs on the CPU, finishes, and Cancel mid-run recovers", { timeout: 600_000 }, async () => {
+  const { context, page, requests, problems } = await open({ webgpu: false });
+  try {
+    await loadPage(page);
+    assert.equal(await page.textContent("[data-testid=backend]"), "CPU");
+    assert.match(await page.textContent("[data-testid=backend-note]"), /WebGPU is not available/);
+    const run = await runAndDownload(page, "balanced");
+    assert.match(run.summary, /^Denoised on CPU in [\d.]+ s/);
+    const clean = decode(readFileSync(CLEAN));
+    report["CPU Balanced"] = { steps: run.steps, summary: run.summary, psnr: Number(psnr(decode(run.png), clean).toFixed(2)) };
+
+    // Cancel after the first step of a Best run.
+    await choosePreset(page, "best");
+    await page.click("[data-testid=denoise]");
+    await page.waitForFunction(() => {
+      const p = document.querySelector("[data-testid=progress]");
+      return p.max > 1 && p.value > 0;
+    }, null, { timeout: RUN_TIMEOUT, polling: 50 });
+    assert.equal(await page.isEnabled("[data-testid=cancel]"), true);
+    const clicked = Date.now();
+    await page.click("[data-testid=cancel]");
+    await waitForStatus(page, /^cancelled$/, 30_000);
+    report.cancel = { secondsToCancelled: (Date.now() - clicked) / 1000, progressText: await page.textContent("[data-testid=progress-text]") };
+    assert.equal(await page.getAttribute("[data-testid=download]", "href"), null, "no result after a cancelled run");
+    await page.waitForSelector("[data-testid=denoise]:not([disabled])", { timeout: 60_000 });
+    assert.equal(await page.isDisabled("[data-testid=cancel]"), true);
+    const again = await runAndDownload(page, "fast");
+    assert.match(again.summary, /1 step,/);
+    report["CPU Fast after cancel"] = again.summary;
+    checkRequests(requests, "CPU run and cancel");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("offline after the first visit; example photo, paste, drop; labels; phone layout", { timeout: 600_000 }, async () => {
+  const { context, page, requests, problems } = await open({ webgpu: false, viewport: { width: 390, height: 844 } });
+  try {
+    await loadPage(page);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+    assert.match(await page.textContent("[data-testid=offline-note]"), /offline/);
+
+    // Every control has a label, and the phone layout does not scroll sideways.
+    const unlabeled = await page.evaluate(() => [...document.querySelectorAll("input, select, button, progress")]
+      .filter((el) => !(el.labels?.length || el.getAttribute("aria-label") || el.textContent.trim()))
+      .map((el) => el.outerHTML.slice(0, 80)));
+    assert.deepEqual(unlabeled, []);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+
+    // Offline: reload, load the model from the Cache API, run Fast.
+    await context.setOffline(true);
+    await loadPage(page);
+    await page.click("[data-testid=example]");
+    await page.waitForSelector("#viewer:not([hidden])");
+    assert.match(await page.textContent("#photo-name"), /451×300/);
+    await page.screenshot({ path: join(shots, "demo-phone-before.png"), fullPage: true });
+    await page.setInputFiles("[data-testid=file-input]", NOISY);
+    await choosePreset(page, "fast");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/);
+    assert.equal(await status(page), "done");
+    report["offline CPU Fast"] = await page.textContent("[data-testid=summary]");
+    await page.screenshot({ path: join(shots, "demo-phone-after.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.screenshot({ path: join(shots, "demo-phone-dark.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "light" });
+    await context.setOffline(false);
+
+    // Paste and drop open a photo too.
+    const bytes = readFileSync(NOISY).toString("base64");
+    for (const how of ["paste", "drop"]) {
+      const size = await page.evaluate(async ({ bytes, how }) => {
+        const file = new File([Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0))], `${how}.png`, { type: "image/png" });
+        const transfer = new DataTransfer();
+        transfer.items.add(file);
+        if (how === "paste") window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+        else document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        await new Promise((r) => setTimeout(r, 500));
+        return document.querySelector("#photo-name").textContent;
+      }, { bytes, how });
+      assert.match(size, new RegExp(`^${how}\\.png · 96×96`));
+    }
+    checkRequests(requests, "offline and phone");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("a 24-megapixel photo opens, is split into tiles, and Cancel stops it", { timeout: 600_000 }, async () => {
+  const { context, page, requests, problems } = await open({ webgpu: false });
+  try {
+    await loadPage(page);
+    // Make a 6000x4000 JPEG in the page and paste it.
+    await page.evaluate(async () => {
+      const canvas = new OffscreenCanvas(6000, 4000);
+      const context = canvas.getContext("2d");
+      const gradient = context.createLinearGradient(0, 0, 6000, 4000);
+      gradient.addColorStop(0, "#c96");
+      gradient.addColorStop(1, "#369");
+      context.fillStyle = gradient;
+      context.fillRect(0, 0, 6000, 4000);
+      for (let i = 0; i < 400; i++) {
+        context.fillStyle = `hsl(${i * 37 % 360} 60% 50%)`;
+        context.fillRect((i * 997) % 6000, (i * 613) % 4000, 180, 120);
+      }
+      const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.9 });
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], "big.jpg", { type: "image/jpeg" }));
+      window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+    });
+    await page.waitForFunction(() => /6000×4000 · 24\.0 MP/.test(document.querySelector("#photo-name").textContent), null, { timeout: 60_000 });
+    await choosePreset(page, "fast");
+    await page.click("[data-testid=denoise]");
+    await page.waitForFunction(() => /^Step \d+ of 1 · tile \d+ of \d+/.test(document.querySelector("[data-testid=progress-text]").textContent), null, { timeout: 120_000, polling: 100 });
+    const text = await page.textContent("[data-testid=progress-text]");
+    const tiles = Number(text.match(/tile \d+ of (\d+)/)[1]);
+    assert.ok(tiles > 1, `a 24 MP photo is tiled: ${text}`);
+    const clicked = Date.now();
+    await page.click("[data-testid=cancel]");
+    await waitForStatus(page, /^cancelled$/, 30_000);
+    const cancelled = (Date.now() - clicked) / 1000;
+    await page.waitForSelector("[data-testid=denoise]:not([disabled])", { timeout: 120_000 });
+    report["24 MP"] = { progressText: text, tiles, secondsToCancelled: cancelled, secondsToReady: (Date.now() - clicked) / 1000 };
+    checkRequests(requests, "24 MP");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("docs screenshots: the example photo, desktop and phone", { skip: !process.env.E2E_DOCS, timeout: 900_000 }, async () => {
+  const { context, page, problems } = await open({ webgpu: false, viewport: { width: 1280, height: 820 } });
+  try {
+    await loadPage(page);
+    await page.click("[data-testid=example]");
+    await page.waitForSelector("#viewer:not([hidden])");
+    await choosePreset(page, "balanced");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/, 840_000);
+    assert.equal(await status(page), "done");
+    report["docs: example photo, CPU Balanced"] = await page.textContent("[data-testid=summary]");
+    mkdirSync(join(root, "docs"), { recursive: true });
+    await page.screenshot({ path: join(root, "docs/demo.png") });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(root, "docs/demo-phone.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,2 @@
+// The package's worker protocol, bundled by Vite as a module worker.
+import "realdenoise/worker";

@@ -1,0 +1,193 @@
+//! `export`: the EMA weights of a run as a `.rdnz` file (the format of
+//! `realdenoise::weights`, f16) plus its model card.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::backend::NdArray;
+use realdenoise::weights::{to_bytes, TrainingMetadata};
+use realdenoise::SamplerKind;
+
+use crate::checkpoint::{self, RunState};
+use crate::train::TrainConfig;
+
+/// What the shipped model was trained on, for the weights header and card.
+pub const DATA_DESCRIPTION: &str = "photographs from the Debian packages enlightenment-data, mate-backgrounds, \
+plasma-workspace-wallpapers and palapeli-data (list: training/data/photos.json), each downscaled by an integer \
+factor with a box filter";
+pub const NOISE_DESCRIPTION: &str = "synthetic sRGB camera noise: unprocessing (inverse tone curve, gamma, random \
+colour matrix, white balance and brightness), RGGB mosaic, heteroscedastic Poisson-Gaussian noise from darktable's \
+calibrated (a, b) profiles and Brooks et al.'s log-uniform ranges, bilinear demosaic, re-processing, 8-bit \
+quantisation, JPEG at quality 60-100 for 30% of crops";
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Run directory made by `train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Weights file to write.
+    #[arg(long, default_value = "weights/realdenoise.rdnz")]
+    pub out: PathBuf,
+    /// Model card to write.
+    #[arg(long, default_value = "weights/README.md")]
+    pub card: PathBuf,
+    /// Evaluation summary (markdown from `eval`) to include in the card.
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Recommended sampling steps stored in the header.
+    #[arg(long, default_value_t = 4)]
+    pub default_steps: usize,
+    #[arg(long, default_value = "improved")]
+    pub default_sampler: SamplerKind,
+    /// Hardware description for the card (default: from the run's segments).
+    #[arg(long)]
+    pub hardware: Option<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(args: &ExportArgs) -> Result<()> {
+    for path in [&args.out, &args.card] {
+        if path.exists() && !args.force {
+            bail!("{} already exists; pass --force to replace it", path.display());
+        }
+    }
+    let config_path = args.run.join("config.json");
+    let config: TrainConfig = serde_json::from_str(
+        &std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a training configuration", config_path.display()))?;
+    let device = Default::default();
+    let fresh = config.model.init::<NdArray>(&device)?;
+    let (average, state) = checkpoint::load_average::<NdArray>(&args.run, fresh, &device)?;
+    let hardware = args.hardware.clone().unwrap_or_else(|| describe_segments(&state));
+    let metadata = TrainingMetadata {
+        trained: true,
+        data: DATA_DESCRIPTION.into(),
+        noise_model: NOISE_DESCRIPTION.into(),
+        iterations: state.step,
+        default_steps: args.default_steps,
+        default_sampler: args.default_sampler,
+        notes: format!(
+            "{} steps of {} crops of {}px; {hardware}; {:.1} h of training",
+            state.step,
+            config.batch_size,
+            config.patch_size,
+            state.elapsed_seconds / 3600.0
+        ),
+    };
+    let bytes = to_bytes(&average, &config.model, &metadata);
+    if bytes.len() > 8 << 20 {
+        bail!("the weights are {} bytes, over the 8 MB budget", bytes.len());
+    }
+    write_atomically(&args.out, &bytes)?;
+    let scores = match &args.eval {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
+        None => None,
+    };
+    let card = model_card(&config, &state, &metadata, &hardware, bytes.len(), scores.as_deref());
+    write_atomically(&args.card, card.as_bytes())?;
+    println!("wrote {} ({} bytes) and {}", args.out.display(), bytes.len(), args.card.display());
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// "cpu (burn ndarray): steps 0-1200, 1.2 h; ..." from the run's history.
+pub fn describe_segments(state: &RunState) -> String {
+    let mut merged: Vec<(String, u64, u64, f64)> = Vec::new();
+    for s in &state.segments {
+        match merged.last_mut() {
+            Some(last) if last.0 == s.backend && last.2 == s.first_step => {
+                last.2 = s.last_step;
+                last.3 += s.seconds;
+            }
+            _ => merged.push((s.backend.clone(), s.first_step, s.last_step, s.seconds)),
+        }
+    }
+    merged
+        .iter()
+        .map(|(b, first, last, secs)| format!("{b}: steps {first}-{last} in {:.1} min", secs / 60.0))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn model_card(
+    config: &TrainConfig,
+    state: &RunState,
+    metadata: &TrainingMetadata,
+    hardware: &str,
+    size: usize,
+    scores: Option<&str>,
+) -> String {
+    let m = &config.model;
+    let mut s = String::new();
+    let _ = writeln!(s, "# realdenoise model card\n");
+    let _ = writeln!(s, "`realdenoise.rdnz` ({:.2} MB, f16) is the model the CLI and the npm package use by default.", size as f64 / 1e6);
+    let _ = writeln!(s, "Inspect it with `realdenoise info weights/realdenoise.rdnz`.\n");
+    let _ = writeln!(s, "## Architecture");
+    let _ = writeln!(
+        s,
+        "Convolutional U-Net predicting the clean image (x0) from x_t and t (linear-interpolation diffusion, arXiv:2305.04457): \
+base width {}, channel multipliers {:?}, {} residual blocks per level, {} normalisation groups, T = {}. \
+{:.1} GFLOP per megapixel per step.\n",
+        m.base_channels,
+        m.channel_multipliers,
+        m.blocks_per_level,
+        m.norm_groups,
+        m.timesteps,
+        m.flops_per_pixel() * 1e6 / 1e9
+    );
+    let _ = writeln!(s, "Defaults: {} steps, {} sampler.\n", metadata.default_steps, metadata.default_sampler);
+    let _ = writeln!(s, "## Training");
+    let _ = writeln!(s, "- Data: {}.", DATA_DESCRIPTION);
+    let _ = writeln!(s, "- Noise model: {}.", NOISE_DESCRIPTION);
+    let _ = writeln!(
+        s,
+        "- Schedule: {} of {} planned iterations, batch {} crops of {}x{}, AdamW (peak lr {:e}, weight decay {:e}), \
+{} warm-up steps then cosine decay to {:e}, gradient clipping at norm {}, EMA decay {}, Charbonnier loss (eps 1e-3), \
+t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
+        state.step,
+        config.iterations,
+        config.batch_size,
+        config.patch_size,
+        config.patch_size,
+        config.learning_rate,
+        config.weight_decay,
+        config.warmup_iterations,
+        config.final_learning_rate,
+        config.gradient_clip_norm,
+        config.ema_decay
+    );
+    let _ = writeln!(s, "- Hardware and wall time: {hardware}; {:.2} h in total.", state.elapsed_seconds / 3600.0);
+    if !state.segments.iter().any(|seg| seg.backend.starts_with("cuda")) {
+        let _ = writeln!(
+            s,
+            "- **Reduced schedule**: no GPU was available to this run, so it trained on a 2-core CPU for a small \
+fraction of a full schedule. The run is resumable on a GPU (`realdenoise-train train --run ... --backend cuda`), \
+and the scores below will improve with it."
+        );
+    }
+    let _ = writeln!(s, "- Reproduce: `make train` (see training/README.md).\n");
+    if let Some(scores) = scores {
+        let _ = writeln!(s, "## Validation scores\n");
+        let _ = writeln!(s, "{}\n", scores.trim());
+    }
+    let _ = writeln!(s, "## Licence");
+    let _ = writeln!(
+        s,
+        "Weights: MIT OR Apache-2.0, like the code. Training photos keep their own licences (per file in \
+training/data/photos.json; the Debian packages' copyright files). darktable's noise profiles are GPL-3+ data; \
+only their fitted (a, b) values inform the noise model."
+    );
+    s
+}

@@ -1,0 +1,262 @@
+//! `realdenoise-train`: prepare data, train, evaluate and export the
+//! realdenoise model. See training/README.md.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, Subcommand, ValueEnum};
+use image::RgbImage;
+use realdenoise_training::data::{self, Split};
+use realdenoise_training::degradations::{CameraNoise, FixedLevel};
+use realdenoise_training::noise::{NoiseLevel, NoiseModel, NoiseProfiles};
+use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet};
+use realdenoise_training::{checkpoint, eval, export};
+
+#[derive(Parser)]
+#[command(name = "realdenoise-train", version, about = "Train, evaluate and export the realdenoise model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Backend {
+    /// burn ndarray on the CPU.
+    Cpu,
+    /// burn wgpu (Vulkan, Metal, DX12 through WGSL).
+    Wgpu,
+    /// burn cuda (NVIDIA; build with `--features cuda`).
+    Cuda,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download the Debian packages and wheels, extract the listed photos,
+    /// downscale them and write the compact training set.
+    FetchData {
+        /// Output directory.
+        #[arg(long, default_value_os_t = data::default_out_dir())]
+        out: PathBuf,
+        /// Rebuild everything, even files that are already up to date.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Train (or resume) a run. Settings are fixed at the first start and
+    /// stored in RUN/config.json; a later call continues where the last
+    /// checkpoint left off, on any backend.
+    Train {
+        /// Run directory (checkpoints, log.csv, curves).
+        #[arg(long)]
+        run: PathBuf,
+        /// Training set made by fetch-data.
+        #[arg(long, default_value_os_t = data::default_out_dir())]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: Backend,
+        /// Stop (with a checkpoint) after this many minutes.
+        #[arg(long)]
+        minutes: Option<f64>,
+        /// Stop (with a checkpoint) after this many steps in this call.
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Total optimiser steps (first start; on resume it moves the end of
+        /// the cosine schedule).
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// First start only: crops per step.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// First start only: crop side in pixels.
+        #[arg(long)]
+        patch_size: Option<u32>,
+        /// First start only: peak learning rate.
+        #[arg(long)]
+        learning_rate: Option<f64>,
+        /// First start only: validate every N steps.
+        #[arg(long)]
+        validate_every: Option<u64>,
+        /// First start only: random seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Score weights on the validation photos at three noise levels, with
+    /// the baselines' results when present; writes a table and a figure.
+    Eval(eval::EvalArgs),
+    /// Write the EMA weights of a run as a `.rdnz` file plus a model card.
+    Export(export::ExportArgs),
+    /// Add seeded synthetic camera noise at a fixed level to one photo.
+    Synth {
+        input: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, value_parser = parse_level, default_value = "mid")]
+        level: NoiseLevel,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn parse_level(s: &str) -> Result<NoiseLevel, String> {
+    NoiseLevel::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| format!("unknown level {s:?}: use low, mid or high"))
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::FetchData { out, force } => {
+            let manifest = data::fetch_data(&data::FetchOptions { out_dir: out.clone(), force, ..Default::default() })?;
+            println!(
+                "{}: {} training and {} validation photos",
+                out.display(),
+                manifest.entries(Split::Train).len(),
+                manifest.entries(Split::Val).len()
+            );
+            Ok(())
+        }
+        Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed } => {
+            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed };
+            let config = run_config(&run, &overrides)?;
+            let stop = StopAfter { minutes, steps };
+            match backend {
+                Backend::Cpu => train_on::<Autodiff<NdArray>>(&run, &data, &config, stop, "cpu (burn ndarray)", Default::default()),
+                Backend::Wgpu => {
+                    train_on::<Autodiff<burn::backend::Wgpu>>(&run, &data, &config, stop, "wgpu (burn wgpu)", Default::default())
+                }
+                Backend::Cuda => train_cuda(&run, &data, &config, stop),
+            }
+        }
+        Command::Eval(args) => eval::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Synth { input, output, level, seed, force } => synth(&input, &output, level, seed, force),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn train_cuda(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) -> Result<()> {
+    train_on::<Autodiff<burn::backend::Cuda>>(run, data, config, stop, "cuda (burn cuda)", Default::default())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn train_cuda(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter) -> Result<()> {
+    bail!("this binary was built without CUDA; rebuild with `cargo build --release -p realdenoise-training --features cuda`")
+}
+
+struct Overrides {
+    iterations: Option<u64>,
+    batch_size: Option<usize>,
+    patch_size: Option<u32>,
+    learning_rate: Option<f64>,
+    validate_every: Option<u64>,
+    seed: Option<u64>,
+}
+
+const CONFIG_FILE: &str = "config.json";
+
+/// The run's configuration: read back on resume, created on first start.
+fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
+    let path = run.join(CONFIG_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config: TrainConfig = serde_json::from_str(&text).with_context(|| format!("{} is not a training configuration", path.display()))?;
+        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() {
+            bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
+        }
+        if let Some(n) = o.iterations {
+            if n != config.iterations {
+                println!("extending the run: {} -> {n} iterations (the cosine schedule now ends at {n})", config.iterations);
+                config.iterations = n;
+                write_config(&path, &config)?;
+            }
+        }
+        return Ok(config);
+    }
+    let mut config = TrainConfig::default();
+    if let Some(v) = o.iterations {
+        config.iterations = v;
+    }
+    if let Some(v) = o.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = o.patch_size {
+        config.patch_size = v;
+    }
+    if let Some(v) = o.learning_rate {
+        config.learning_rate = v;
+    }
+    if let Some(v) = o.validate_every {
+        config.validate_every = v;
+        config.checkpoint_every = v;
+    }
+    if let Some(v) = o.seed {
+        config.seed = v;
+    }
+    config.validate()?;
+    std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
+    write_config(&path, &config)?;
+    Ok(config)
+}
+
+fn write_config(path: &Path, config: &TrainConfig) -> Result<()> {
+    let text = serde_json::to_string_pretty(config)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The training noise: darktable profiles from the data directory plus
+/// Brooks' ranges.
+pub fn training_noise(data_dir: &Path) -> Result<NoiseModel> {
+    let path = data::noise_profiles_path(data_dir);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read the noise profiles {} (run fetch-data)", path.display()))?;
+    let profiles = NoiseProfiles::from_darktable_json(&bytes)
+        .or_else(|_| NoiseProfiles::from_compact_json(&bytes))
+        .with_context(|| format!("{} holds no usable noise profiles", path.display()))?;
+    Ok(NoiseModel::with_profiles(profiles))
+}
+
+fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfig, stop: StopAfter, name: &str, device: B::Device) -> Result<()> {
+    let photos: Vec<RgbImage> = data::load_split(data_dir, Split::Train)?.into_iter().map(|p| p.image).collect();
+    let val: Vec<RgbImage> = data::load_split(data_dir, Split::Val)?.into_iter().map(|p| p.image).collect();
+    let noise = CameraNoise(training_noise(data_dir)?);
+    let validation = ValidationSet::new(&val, config.validation_patch, config.validation_photos, &FixedLevel(NoiseLevel::Mid), 0x5eed);
+    if let Some(state) = checkpoint::read_state(run)? {
+        println!("resuming {} at step {} of {} on {name}", run.display(), state.step, config.iterations);
+    } else {
+        println!("starting {} on {name}: {} photos, {} iterations of {} crops of {}px", run.display(), photos.len(), config.iterations, config.batch_size, config.patch_size);
+    }
+    let summary = train::train::<B>(run, config, &photos, &validation, &noise, name, &device, stop)?;
+    println!(
+        "steps {}..{} in {:.0} s ({:.2} s/step); mean loss {:.4} -> {:.4}; validation PSNR {}",
+        summary.first_step,
+        summary.last_step,
+        summary.seconds,
+        summary.seconds / (summary.last_step - summary.first_step).max(1) as f64,
+        summary.mean_loss_first,
+        summary.mean_loss_last,
+        summary.last_validation_psnr.map_or("not measured".into(), |p| format!("{p:.2} dB")),
+    );
+    Ok(())
+}
+
+fn synth(input: &Path, output: &Path, level: NoiseLevel, seed: u64, force: bool) -> Result<()> {
+    if output.exists() && !force {
+        bail!("{} already exists; pass --force to overwrite it", output.display());
+    }
+    if input.canonicalize().ok().is_some_and(|i| output.canonicalize().ok() == Some(i)) {
+        bail!("refusing to overwrite the input {}", input.display());
+    }
+    let clean = image::open(input).with_context(|| format!("cannot read {}", input.display()))?.to_rgb32f();
+    let noisy = realdenoise_training::batch::Degradation::degrade(&FixedLevel(level), std::slice::from_ref(&clean), seed);
+    let out = image::DynamicImage::ImageRgb32F(noisy.into_iter().next().context("no output")?).to_rgb8();
+    out.save(output).with_context(|| format!("cannot write {}", output.display()))?;
+    println!("wrote {} ({} noise, seed {seed})", output.display(), level.name());
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The training loop: `t ~ U{1..T}`, `x_t = D(x0, y, t)`, Charbonnier loss,
+//! AdamW with warm-up and cosine decay, gradient clipping, EMA of the weights.
+//! A run lives in one directory and can stop and resume anywhere (another
+//! machine, another backend): see [`crate::checkpoint`].
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+use image::{Rgb32FImage, RgbImage};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
+use realdenoise::diffusion::{blend_batch, sample, SamplerKind, Schedule};
+use realdenoise::{UNet, UNetConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
+use crate::checkpoint::{self, Checkpoint, RunState, Segment};
+use crate::curves::{self, LogRow};
+use crate::metrics::psnr;
+
+/// Hyper-parameters of one run; stored in the run directory and fixed for
+/// its whole life (a resumed run reads them back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: UNetConfig,
+    /// Total optimiser steps of the run.
+    pub iterations: u64,
+    pub batch_size: usize,
+    /// Side of the square training crops (a multiple of the model's size multiple).
+    pub patch_size: u32,
+    pub learning_rate: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub final_learning_rate: f64,
+    pub warmup_iterations: u64,
+    pub weight_decay: f32,
+    /// Global L2 norm the gradients are clipped to.
+    pub gradient_clip_norm: f32,
+    pub ema_decay: f32,
+    pub seed: u64,
+    /// Validate (and redraw the curves) every this many steps.
+    pub validate_every: u64,
+    /// Save a checkpoint every this many steps (and when time runs out).
+    pub checkpoint_every: u64,
+    /// Validation crops: side and at most how many photos.
+    pub validation_patch: u32,
+    pub validation_photos: usize,
+    /// Sampling steps used for the validation score (the shipped default).
+    pub validation_steps: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: UNetConfig::new(),
+            iterations: 20_000,
+            batch_size: 16,
+            patch_size: 96,
+            learning_rate: 5e-4,
+            final_learning_rate: 1e-5,
+            warmup_iterations: 200,
+            weight_decay: 1e-4,
+            gradient_clip_norm: 1.0,
+            ema_decay: 0.999,
+            seed: 1,
+            validate_every: 250,
+            checkpoint_every: 250,
+            validation_patch: 128,
+            validation_photos: 8,
+            validation_steps: 4,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Learning rate at `step` (0-based): linear warm-up, then cosine decay
+    /// to `final_learning_rate` at `iterations`.
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        if step < self.warmup_iterations {
+            return self.learning_rate * (step + 1) as f64 / self.warmup_iterations as f64;
+        }
+        let span = self.iterations.saturating_sub(self.warmup_iterations).max(1);
+        let progress = ((step - self.warmup_iterations) as f64 / span as f64).min(1.0);
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.final_learning_rate + (self.learning_rate - self.final_learning_rate) * cosine
+    }
+
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model.validate().map_err(|e| TrainError::Config(e.to_string()))?;
+        let multiple = self.model.size_multiple() as u32;
+        if self.patch_size == 0 || self.patch_size % multiple != 0 {
+            return Err(TrainError::Config(format!("patch size {} must be a positive multiple of {multiple}", self.patch_size)));
+        }
+        if self.batch_size == 0 || self.iterations == 0 {
+            return Err(TrainError::Config("batch size and iterations must be positive".into()));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(TrainError::Config(format!("EMA decay {} must lie in [0, 1)", self.ema_decay)));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    #[error("no training photo is at least {0} x {0} pixels")]
+    NoUsablePhotos(u32),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the loss became {0} at step {1}; lower the learning rate")]
+    Diverged(f32, u64),
+}
+
+/// What one call of [`train`] did.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub first_step: u64,
+    pub last_step: u64,
+    pub seconds: f64,
+    pub mean_loss_first: f32,
+    pub mean_loss_last: f32,
+    pub last_validation_psnr: Option<f64>,
+}
+
+/// When to stop this call, besides reaching `iterations`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopAfter {
+    pub minutes: Option<f64>,
+    /// Steps to take in this call at most.
+    pub steps: Option<u64>,
+}
+
+/// Fixed validation crops: clean and noisy tensors' source images.
+pub struct ValidationSet {
+    pub clean: Vec<Rgb32FImage>,
+    pub noisy: Vec<Rgb32FImage>,
+}
+
+impl ValidationSet {
+    /// Centre crops of the validation photos with seeded noise.
+    pub fn new(photos: &[RgbImage], patch: u32, count: usize, degradation: &dyn Degradation, seed: u64) -> Self {
+        let clean: Vec<Rgb32FImage> = photos
+            .iter()
+            .filter(|p| p.width() >= patch && p.height() >= patch)
+            .take(count)
+            .map(|p| {
+                let (x0, y0) = ((p.width() - patch) / 2, (p.height() - patch) / 2);
+                Rgb32FImage::from_fn(patch, patch, |x, y| {
+                    let v = p.get_pixel(x0 + x, y0 + y).0;
+                    image::Rgb([v[0] as f32 / 255.0, v[1] as f32 / 255.0, v[2] as f32 / 255.0])
+                })
+            })
+            .collect();
+        let noisy = degradation.degrade(&clean, seed);
+        Self { clean, noisy }
+    }
+
+    /// Mean PSNR (dB) of `steps`-step improved sampling over the set.
+    pub fn score<B: Backend>(&self, model: &UNet<B>, steps: usize, device: &B::Device) -> f64 {
+        if self.clean.is_empty() {
+            return f64::NAN;
+        }
+        let y = to_tensor::<B>(&self.noisy, device);
+        let Ok(schedule) = Schedule::new(model.timesteps(), steps, 1.0) else {
+            return f64::NAN;
+        };
+        let sampler = SamplerKind::Improved.sampler::<B>();
+        let out = sample(model, sampler.as_ref(), &schedule, y);
+        let images = crate::batch::from_tensor(out);
+        let total: f64 = images.iter().zip(&self.clean).map(|(a, b)| psnr(a, b)).sum();
+        total / images.len() as f64
+    }
+}
+
+/// Charbonnier loss `mean(sqrt((a - b)^2 + eps^2))` with eps = 1e-3.
+pub fn charbonnier<B: Backend>(prediction: Tensor<B, 4>, target: Tensor<B, 4>) -> Tensor<B, 1> {
+    const EPS: f32 = 1e-3;
+    let diff = prediction.sub(target);
+    diff.clone().mul(diff).add_scalar(EPS * EPS).sqrt().mean()
+}
+
+/// One optimiser step's forward pass: draws `t`, blends, predicts, scores.
+pub fn loss_for_batch<B: Backend>(
+    model: &UNet<B>,
+    batch: &PairBatch<B>,
+    timesteps: usize,
+    rng: &mut impl Rng,
+) -> Tensor<B, 1> {
+    let n = batch.clean.dims()[0];
+    let device = batch.clean.device();
+    let t: Vec<f32> = (0..n).map(|_| rng.random_range(1..=timesteps) as f32).collect();
+    let t = Tensor::<B, 1>::from_floats(t.as_slice(), &device);
+    let x_t = blend_batch(batch.clean.clone(), batch.noisy.clone(), t.clone(), timesteps);
+    charbonnier(model.forward(x_t, t), batch.clean.clone())
+}
+
+/// Trains (or resumes) the run in `run_dir` until `config.iterations` or
+/// `stop`, checkpointing on the way and at the end.
+#[allow(clippy::too_many_arguments)]
+pub fn train<B: AutodiffBackend>(
+    run_dir: &Path,
+    config: &TrainConfig,
+    photos: &[RgbImage],
+    validation: &ValidationSet,
+    degradation: &dyn Degradation,
+    backend_name: &str,
+    device: &B::Device,
+    stop: StopAfter,
+) -> Result<TrainSummary, TrainError> {
+    config.validate()?;
+    let usable = usable_photos(photos, config.patch_size);
+    if usable.is_empty() {
+        return Err(TrainError::NoUsablePhotos(config.patch_size));
+    }
+    std::fs::create_dir_all(run_dir).map_err(|source| TrainError::Io { path: run_dir.into(), source })?;
+
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.gradient_clip_norm)))
+        .init::<B, UNet<B>>();
+
+    B::seed(device, config.seed);
+    let fresh = config.model.init::<B>(device).map_err(|e| TrainError::Config(e.to_string()))?;
+    let (mut model, mut average, mut state) = match checkpoint::load::<B, _>(run_dir, fresh.clone(), &mut optimizer, device)? {
+        Some(Checkpoint { model, average, state }) => (model, average, state),
+        None => {
+            let average = fresh.valid();
+            (fresh, average, RunState::new(config.seed))
+        }
+    };
+    let mut log = curves::Log::open(run_dir, state.step).map_err(|source| TrainError::Io { path: run_dir.join(curves::LOG_FILE), source })?;
+
+    let first_step = state.step;
+    let end = match stop.steps {
+        Some(n) => (first_step + n).min(config.iterations),
+        None => config.iterations,
+    };
+    let started = Instant::now();
+    let deadline = stop.minutes.map(|m| m * 60.0);
+    let timesteps = config.model.timesteps;
+    let bar = ProgressBar::new(config.iterations).with_position(first_step);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let mut losses = Vec::new();
+    let mut last_psnr = None;
+    let mut segment_start = Instant::now();
+    let mut segment_first = first_step;
+
+    // Batches are drawn (crop, augment, synthesise noise) on a second thread
+    // while the model trains on the previous one.
+    let outcome = std::thread::scope(|scope| -> Result<(), TrainError> {
+        let (sender, receiver) = sync_channel::<(Vec<Rgb32FImage>, Vec<Rgb32FImage>)>(2);
+        let usable = &usable;
+        scope.spawn(move || {
+            for step in first_step..end {
+                let batch = draw_batch(photos, usable, config.batch_size, config.patch_size, degradation, config.seed, step);
+                if sender.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+
+        while state.step < end {
+            let Ok((clean, noisy)) = receiver.recv() else { break };
+            let step = state.step;
+            let batch = PairBatch { clean: to_tensor::<B>(&clean, device), noisy: to_tensor::<B>(&noisy, device) };
+            let mut rng = stream(config.seed, step, 2);
+            let loss = loss_for_batch(&model, &batch, timesteps, &mut rng);
+            let loss_value: f32 = loss.clone().into_scalar().elem();
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged(loss_value, step));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = config.learning_rate_at(step);
+            model = optimizer.step(lr, model, grads);
+            average = crate::ema::update::<B, UNet<B>>(average, &model, crate::ema::decay_at(config.ema_decay, step));
+            state.step += 1;
+            losses.push(loss_value);
+            bar.set_position(state.step);
+            bar.set_message(format!("loss {loss_value:.4}  lr {lr:.2e}"));
+
+            let validate_now = state.step % config.validate_every == 0 || state.step == config.iterations;
+            let psnr_now = if validate_now {
+                let score = validation.score(&average, config.validation_steps, device);
+                let one_step = validation.score(&average, 1, device);
+                last_psnr = Some(score);
+                bar.println(format!("step {}: validation PSNR {score:.2} dB ({} steps), {one_step:.2} dB (1 step)", state.step, config.validation_steps));
+                Some((score, one_step))
+            } else {
+                None
+            };
+            let elapsed = state.elapsed_seconds + segment_start.elapsed().as_secs_f64();
+            log.push(LogRow { step: state.step, learning_rate: lr, loss: loss_value, seconds: elapsed, validation: psnr_now })
+                .map_err(|source| TrainError::Io { path: run_dir.join(curves::LOG_FILE), source })?;
+            if validate_now {
+                log.draw(run_dir);
+            }
+
+            let out_of_time = deadline.is_some_and(|d| started.elapsed().as_secs_f64() >= d);
+            if state.step % config.checkpoint_every == 0 || state.step == end || out_of_time {
+                state.elapsed_seconds += segment_start.elapsed().as_secs_f64();
+                state.segments.push(Segment { backend: backend_name.into(), first_step: segment_first, last_step: state.step, seconds: segment_start.elapsed().as_secs_f64() });
+                checkpoint::save(run_dir, &model, &average, &optimizer, &state)?;
+                segment_start = Instant::now();
+                segment_first = state.step;
+            }
+            if out_of_time {
+                bar.println(format!("time limit reached at step {}; checkpoint saved, resume with the same command", state.step));
+                break;
+            }
+        }
+        drop(receiver);
+        Ok(())
+    });
+    bar.finish_and_clear();
+    outcome?;
+    log.draw(run_dir);
+
+    let window = (losses.len() / 5).max(1);
+    let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len().max(1) as f32;
+    Ok(TrainSummary {
+        first_step,
+        last_step: state.step,
+        seconds: started.elapsed().as_secs_f64(),
+        mean_loss_first: mean(&losses[..window.min(losses.len())]),
+        mean_loss_last: mean(&losses[losses.len().saturating_sub(window)..]),
+        last_validation_psnr: last_psnr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_to_the_floor() {
+        let config = TrainConfig { iterations: 1000, warmup_iterations: 100, learning_rate: 1e-3, final_learning_rate: 1e-5, ..TrainConfig::default() };
+        assert!((config.learning_rate_at(0) - 1e-5).abs() < 1e-12);
+        assert!((config.learning_rate_at(99) - 1e-3).abs() < 1e-12);
+        assert!((config.learning_rate_at(100) - 1e-3).abs() < 1e-12);
+        let mid = config.learning_rate_at(550);
+        assert!((mid - (1e-5 + (1e-3 - 1e-5) * 0.5)).abs() < 1e-9, "{mid}");
+        assert!((config.learning_rate_at(1000) - 1e-5).abs() < 1e-12);
+        assert!(config.learning_rate_at(700) < config.learning_rate_at(600));
+    }
+}

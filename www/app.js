@@ -1,0 +1,420 @@
+// realdenoise demo page. Everything runs here and in the package's worker;
+// the photo is never sent anywhere (see the Content-Security-Policy).
+import { Engine } from "./engine.js";
+import { Compare } from "./compare.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  backend: $("backend"), backendNote: $("backend-note"),
+  empty: $("empty"), fileInput: $("file-input"), choose: $("choose"), openAnother: $("open-another"), example: $("example"),
+  viewer: $("viewer"), photoName: $("photo-name"), busy: $("busy"),
+  form: $("settings"), steps: $("steps"), sampler: $("sampler"), strength: $("strength"), strengthValue: $("strength-value"),
+  engineChoice: $("engine-choice"), denoise: $("denoise"), cancel: $("cancel"),
+  progress: $("progress"), progressText: $("progress-text"), status: $("status"),
+  result: $("result"), summary: $("summary"), download: $("download"),
+  quality: $("quality"), qualityValue: $("quality-value"), downloadJpeg: $("download-jpeg"),
+  modelNote: $("model-note"), offlineNote: $("offline-note"), overlay: $("drop-overlay"),
+};
+const compare = new Compare({
+  wrap: $("compare-wrap"), scroller: $("compare"), stage: $("canvas-stage"), before: $("before"), after: $("after"),
+  divider: $("divider"), split: $("split"), tagBefore: $("tag-before"), tagAfter: $("tag-after"), zoomButtons: [...document.querySelectorAll("[data-zoom]")],
+});
+const engine = new Engine();
+const TITLE = document.title;
+const presets = { fast: 1, balanced: 4, best: 8 };
+const state = { ready: false, backend: null, info: null, image: null, name: "", run: null, resultUrl: null };
+
+// ---------- status, buttons, progress ----------
+
+function setStatus(text, kind = "info") {
+  ui.status.textContent = text;
+  ui.status.dataset.kind = kind;
+}
+
+function refreshButtons() {
+  const running = state.run !== null;
+  ui.denoise.disabled = !state.ready || !state.image || running;
+  ui.cancel.disabled = !running;
+  ui.denoise.textContent = running ? "Denoising…" : "Denoise";
+  ui.engineChoice.disabled = running;
+  ui.busy.hidden = !running;
+}
+
+function seconds(s) {
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 90) return `${Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+// Seconds per megapixel-step measured on this device, per backend (kept in
+// localStorage: one number, nothing about the photo). On WebGPU the package
+// reports a step when it is queued, not when the GPU has finished it, so the
+// fraction alone cannot give a time; the measured speed can.
+const speedKey = () => `realdenoise.secondsPerMegapixelStep.${state.backend}`;
+function knownSpeed() {
+  const value = Number(localStorage.getItem(speedKey()));
+  return Number.isFinite(value) && value > 0 ? value : null;
+}
+function rememberSpeed(elapsed, megapixels, steps) {
+  try {
+    localStorage.setItem(speedKey(), String(elapsed / (megapixels * steps)));
+  } catch {
+    // storage may be disabled; the ETA then comes from the progress alone
+  }
+}
+
+function timeLeft(p, elapsed, work) {
+  const speed = knownSpeed();
+  const byHistory = speed ? speed * work - elapsed : null;
+  const byFraction = p.fraction > 0 && elapsed > 0.5 ? (elapsed * (1 - p.fraction)) / p.fraction : null;
+  const estimate = state.backend === "webgpu" ? byHistory : byFraction ?? byHistory;
+  if (estimate !== null && estimate > 0.5) return `about ${seconds(estimate)} left`;
+  if (p.fraction >= 1 || (estimate !== null && estimate <= 0.5)) return state.backend === "webgpu" ? "finishing on the GPU…" : "finishing…";
+  return "estimating time left…";
+}
+
+function showRunProgress(p, started, work) {
+  if (p.stage !== "denoise" || !p.steps) return;
+  const total = p.steps * p.tiles;
+  ui.progress.max = total;
+  ui.progress.value = Math.min(total, p.fraction * total);
+  const elapsed = (performance.now() - started) / 1000;
+  ui.progressText.textContent = `Step ${p.step} of ${p.steps} · tile ${p.tile} of ${p.tiles} · ${timeLeft(p, elapsed, work)}`;
+  document.title = `${Math.floor(p.fraction * 100)}% · ${TITLE}`;
+}
+
+// ---------- presets and settings ----------
+
+function presetFor(steps) {
+  return Object.keys(presets).find((name) => presets[name] === steps);
+}
+
+function applyPreset(name) {
+  ui.steps.value = String(presets[name]);
+  ui.sampler.value = state.info?.defaultSampler ?? "improved";
+  ui.strength.value = "1";
+  ui.strengthValue.textContent = "100%";
+}
+
+function applyInfo(info) {
+  presets.balanced = info.defaultSteps;
+  presets.best = Math.min(info.timesteps, Math.max(8, 2 * info.defaultSteps));
+  presets.fast = 1;
+  for (const name of Object.keys(presets)) {
+    const n = presets[name];
+    $(`${name}-steps`).textContent = `${n} step${n === 1 ? "" : "s"}`;
+  }
+  ui.steps.max = String(info.timesteps);
+  const checked = ui.form.querySelector("input[name=preset]:checked");
+  if (checked) applyPreset(checked.value);
+  const trained = info.trained
+    ? "trained weights"
+    : "UNTRAINED development weights: the output will not look clean until the trained model ships";
+  ui.modelNote.textContent = `Model: ${(info.parameters / 1e6).toFixed(2)} M-parameter diffusion U-Net, ${trained}.`;
+  ui.modelNote.dataset.kind = info.trained ? "" : "warning";
+}
+
+ui.form.addEventListener("change", (event) => {
+  if (event.target.name === "preset") applyPreset(event.target.value);
+});
+ui.steps.addEventListener("input", () => {
+  const name = presetFor(Number(ui.steps.value));
+  for (const radio of ui.form.querySelectorAll("input[name=preset]")) radio.checked = radio.value === name;
+});
+ui.strength.addEventListener("input", () => {
+  ui.strengthValue.textContent = `${Math.round(Number(ui.strength.value) * 100)}%`;
+});
+ui.quality.addEventListener("input", () => {
+  ui.qualityValue.textContent = ui.quality.value;
+});
+
+// ---------- the model ----------
+
+async function loadModel(choice) {
+  state.ready = false;
+  refreshButtons();
+  ui.backend.textContent = "…";
+  ui.backend.dataset.backend = "";
+  ui.backendNote.textContent = "";
+  setStatus("loading the model");
+  try {
+    const { backend, info, fellBack } = await engine.load(choice, (p) => {
+      ui.progress.max = 1;
+      ui.progress.value = p.fraction;
+      ui.progressText.textContent = `Loading the model: ${{ init: "starting", weights: "weights", model: "preparing", ready: "ready" }[p.stage] ?? p.stage}…`;
+    });
+    state.backend = backend;
+    state.info = info;
+    applyInfo(info);
+    ui.backend.textContent = backend === "webgpu" ? "WebGPU" : "CPU";
+    ui.backend.dataset.backend = backend;
+    ui.backendNote.textContent =
+      backend === "webgpu" ? "your graphics card does the work"
+      : choice === "cpu" ? "as you chose: slower than WebGPU, same result"
+      : fellBack ? `WebGPU failed (${fellBack.message}), so the CPU does the work: slower, same result`
+      : "WebGPU is not available in this browser, so the CPU does the work: slower, same result";
+    state.ready = true;
+    ui.progress.value = 0;
+    ui.progressText.textContent = "\u00a0";
+    setStatus(state.image ? "ready" : "ready: open a photo");
+  } catch (error) {
+    setStatus(`error: the model did not load (${error.message})`, "error");
+  }
+  refreshButtons();
+}
+
+ui.engineChoice.addEventListener("change", () => loadModel(ui.engineChoice.value));
+
+// ---------- opening photos ----------
+
+async function openBlob(blob, name) {
+  if (state.run !== null) engine.cancel(state.run);
+  let pixels;
+  try {
+    const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image", premultiplyAlpha: "none" });
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(bitmap, 0, 0);
+    pixels = context.getImageData(0, 0, bitmap.width, bitmap.height);
+    bitmap.close();
+  } catch {
+    setStatus(`error: cannot read “${name}” as an image; try a JPEG, PNG, WebP or AVIF file`, "error");
+    return;
+  }
+  state.image = pixels;
+  state.name = name;
+  clearResult();
+  ui.empty.hidden = true;
+  ui.viewer.hidden = false;
+  compare.setBefore(pixels);
+  const megapixels = (pixels.width * pixels.height) / 1e6;
+  ui.photoName.textContent = `${name} · ${pixels.width}×${pixels.height} · ${megapixels.toFixed(megapixels < 1 ? 2 : 1)} MP`;
+  ui.progress.value = 0;
+  ui.progressText.textContent = "\u00a0";
+  if (state.ready) setStatus("ready");
+  refreshButtons();
+}
+
+function openFirstImage(files) {
+  const list = [...(files ?? [])];
+  const file = list.find((f) => f.type.startsWith("image/")) ?? list[0];
+  if (file) openBlob(file, file.name || "pasted image");
+  return Boolean(file);
+}
+
+ui.choose.addEventListener("click", () => ui.fileInput.click());
+ui.openAnother.addEventListener("click", () => ui.fileInput.click());
+ui.fileInput.addEventListener("change", () => {
+  openFirstImage(ui.fileInput.files);
+  ui.fileInput.value = "";
+});
+ui.example.addEventListener("click", async () => {
+  try {
+    const response = await fetch("vendor/sample-noisy.png");
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    await openBlob(await response.blob(), "example-cat-noisy.png");
+  } catch (error) {
+    setStatus(`error: the example photo did not load (${error.message})`, "error");
+  }
+});
+
+let dragDepth = 0;
+const carriesFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
+window.addEventListener("dragenter", (event) => {
+  if (!carriesFiles(event)) return;
+  dragDepth += 1;
+  ui.overlay.hidden = false;
+});
+window.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) ui.overlay.hidden = true;
+});
+window.addEventListener("dragover", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+});
+window.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dragDepth = 0;
+  ui.overlay.hidden = true;
+  openFirstImage(event.dataTransfer?.files);
+});
+window.addEventListener("paste", (event) => {
+  if (openFirstImage(event.clipboardData?.files)) event.preventDefault();
+});
+
+// ---------- running ----------
+
+function clearResult() {
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = null;
+  ui.download.removeAttribute("href");
+  ui.result.hidden = true;
+  compare.clearAfter();
+}
+
+function outputName(extension) {
+  const base = state.name.replace(/\.[^.]+$/, "") || "photo";
+  return `${base}-denoised.${extension}`;
+}
+
+function canvasBlob(type, quality) {
+  return new Promise((resolve, reject) => {
+    compare.after.toBlob((blob) => (blob ? resolve(blob) : reject(new Error(`cannot encode ${type}`))), type, quality);
+  });
+}
+
+async function run() {
+  if (!state.ready || !state.image || state.run !== null) return;
+  const steps = Number(ui.steps.value);
+  const max = Number(ui.steps.max);
+  if (!Number.isInteger(steps) || steps < 1 || steps > max) {
+    setStatus(`error: steps must be a whole number from 1 to ${max}`, "error");
+    ui.steps.focus();
+    return;
+  }
+  const options = { steps, sampler: ui.sampler.value, strength: Number(ui.strength.value) };
+  const { width, height } = state.image;
+  const copy = new Uint8ClampedArray(state.image.data); // transferred to the worker
+  clearResult();
+  ui.progress.max = 1;
+  ui.progress.value = 0;
+  ui.progressText.textContent = "Starting…";
+  setStatus("denoising");
+  const started = performance.now();
+  const megapixels = (width * height) / 1e6;
+  let last = null;
+  let ticker = null;
+  const { id, result } = engine.denoise({ data: copy, width, height }, options, (p) => {
+    if (p.stage === "denoise" && p.steps) last = p;
+    showRunProgress(p, started, megapixels * steps);
+  });
+  // Keep the time left moving between progress events.
+  ticker = setInterval(() => last && showRunProgress(last, started, megapixels * steps), 1000);
+  state.run = id;
+  refreshButtons();
+  try {
+    const out = await result;
+    const elapsed = (performance.now() - started) / 1000;
+    clearInterval(ticker);
+    if (options.strength === 1) rememberSpeed(elapsed, megapixels, steps);
+    compare.setAfter(new ImageData(out.data, out.width, out.height));
+    const png = await canvasBlob("image/png");
+    state.resultUrl = URL.createObjectURL(png);
+    ui.download.href = state.resultUrl;
+    ui.download.download = outputName("png");
+    const backend = state.backend === "webgpu" ? "WebGPU" : "CPU";
+    const tiles = last?.tiles ?? 1;
+    ui.summary.textContent = `Denoised on ${backend} in ${seconds(elapsed)} · ${steps} step${steps === 1 ? "" : "s"}, ${tiles} tile${tiles === 1 ? "" : "s"}, ${options.sampler} sampler, strength ${Math.round(options.strength * 100)}%`;
+    ui.summary.dataset.seconds = elapsed.toFixed(2);
+    ui.result.hidden = false;
+    ui.progress.value = ui.progress.max;
+    ui.progressText.textContent = `Finished in ${seconds(elapsed)}. Drag across the photo to compare.`;
+    setStatus("done", "done");
+  } catch (error) {
+    if (error.name === "AbortError") {
+      ui.progress.value = 0;
+      ui.progressText.textContent = "Cancelled: the photo is unchanged.";
+      setStatus("cancelled");
+    } else {
+      setStatus(`error: ${error.message}`, "error");
+    }
+  } finally {
+    clearInterval(ticker);
+    state.run = null;
+    document.title = TITLE;
+    if (engine.restarted) {
+      // A hard cancel replaced the worker; wait for the model to be back.
+      state.ready = false;
+      refreshButtons();
+      const restarted = engine.restarted;
+      engine.restarted = null;
+      try {
+        await restarted;
+        state.ready = true;
+      } catch (error) {
+        setStatus(`error: the model did not reload (${error.message})`, "error");
+      }
+    }
+    refreshButtons();
+  }
+}
+
+function cancel() {
+  if (state.run === null) return;
+  setStatus("cancelling");
+  ui.cancel.disabled = true;
+  engine.cancel(state.run);
+}
+
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  run();
+});
+ui.cancel.addEventListener("click", cancel);
+window.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && state.run !== null) cancel();
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) run();
+});
+
+ui.downloadJpeg.addEventListener("click", async () => {
+  try {
+    const jpeg = await canvasBlob("image/jpeg", Number(ui.quality.value) / 100);
+    const url = URL.createObjectURL(jpeg);
+    const link = Object.assign(document.createElement("a"), { href: url, download: outputName("jpg") });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    setStatus(`error: ${error.message}`, "error");
+  }
+});
+
+// ---------- offline ----------
+
+async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) {
+    ui.offlineNote.textContent = "This browser cannot keep the page for offline use.";
+    return;
+  }
+  navigator.serviceWorker.addEventListener("message", ({ data }) => {
+    if (data?.type === "precache" && !state.ready) {
+      ui.progress.max = data.total;
+      ui.progress.value = data.done;
+      ui.progressText.textContent = `Saving the page and model for offline use: ${data.done} of ${data.total} files…`;
+    }
+  });
+  let registration;
+  try {
+    registration = await navigator.serviceWorker.register("sw.js", { updateViaCache: "none" });
+  } catch (error) {
+    ui.offlineNote.textContent = `Offline use is not available (${error.message}).`;
+    return;
+  }
+  const hadController = Boolean(navigator.serviceWorker.controller);
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (hadController) ui.offlineNote.textContent = "A new version was saved for offline use; reload the page to use it.";
+  });
+  if (!hadController) {
+    // First visit: let the service worker fetch and cache everything once,
+    // then load the model from that cache (one download, not two).
+    await new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true });
+      const installing = registration.installing ?? registration.waiting;
+      installing?.addEventListener("statechange", () => installing.state === "redundant" && resolve());
+      if (!installing) resolve(); // active already (e.g. after a hard reload)
+      setTimeout(resolve, 60_000);
+    });
+  }
+  ui.offlineNote.textContent = navigator.serviceWorker.controller
+    ? "Saved in this browser: the page and model work offline from now on."
+    : "Offline use is not available right now.";
+}
+
+// ---------- start ----------
+
+refreshButtons();
+setStatus("loading the model");
+await registerServiceWorker();
+await loadModel("auto");
