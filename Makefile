@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/realdenoise
 TRAINED_WEIGHTS := weights/realdenoise.rdnz
 UNTRAINED_WEIGHTS := weights/realdenoise-untrained.rdnz
 
-.PHONY: demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
+.PHONY: data train eval export demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
 
 help:
 	@echo "make demo    serve the demo page (www/) at http://127.0.0.1:8080 (PORT=...)"
@@ -16,6 +16,10 @@ help:
 	@echo "make build   build the library and the CLI (release)"
 	@echo "make weights untrained development weights, if no trained ones exist"
 	@echo "make pkg     build the npm package into pkg/"
+	@echo "make data    fetch and prepare the training set (training/data/set)"
+	@echo "make train   train or resume RUN=runs/main on TRAIN_BACKEND=cpu|wgpu|cuda for MINUTES=..."
+	@echo "make eval    score weights/realdenoise.rdnz against BM3D and FFDNet (docs/eval)"
+	@echo "make export  write the run's EMA weights and model card to weights/"
 
 setup:
 	@bash scripts/setup.sh
@@ -94,6 +98,27 @@ budgets: pkg
 	@dpkg -s chromium >/dev/null 2>&1 || { sudo_cmd=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo_cmd apt-get install -y -qq chromium >/dev/null; }
 	npm --prefix tests/browser install --no-audit --no-fund --silent
 	cd tests/browser && node ./budgets.mjs
+
+# Training (training/README.md). Every call resumes RUN from its last
+# checkpoint; MINUTES bounds one call (e.g. 10-minute chunks on a lent GPU).
+TRAIN := $(CARGO_TARGET_DIR)/release/realdenoise-train
+RUN ?= runs/main
+TRAIN_BACKEND ?= cpu
+MINUTES ?= 60
+TRAIN_FEATURES := $(if $(filter cuda,$(TRAIN_BACKEND)),--features cuda,)
+data:
+	$(CARGO) build --release -p realdenoise-training $(TRAIN_FEATURES)
+	$(TRAIN) fetch-data
+
+train: data
+	$(TRAIN) train --run $(RUN) --backend $(TRAIN_BACKEND) --minutes $(MINUTES)
+
+eval: data
+	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval --baselines
+
+export:
+	$(CARGO) build --release -p realdenoise-training
+	$(TRAIN) export --run $(RUN) --eval docs/eval/results.md --force
 
 clean:
 	rm -rf out pkg/*

@@ -18,7 +18,7 @@ plasma-workspace-wallpapers and palapeli-data (list: training/data/photos.json),
 factor with a box filter";
 pub const NOISE_DESCRIPTION: &str = "synthetic sRGB camera noise: unprocessing (inverse tone curve, gamma, random \
 colour matrix, white balance and brightness), RGGB mosaic, heteroscedastic Poisson-Gaussian noise from darktable's \
-calibrated (a, b) profiles and Brooks et al.'s log-uniform ranges, bilinear demosaic, re-processing, 8-bit \
+calibrated (a, b) profiles and Brooks et al.'s log-uniform ranges, Malvar-He-Cutler demosaic, re-processing, 8-bit \
 quantisation, JPEG at quality 60-100 for 30% of crops";
 
 #[derive(clap::Args, Debug)]

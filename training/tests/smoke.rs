@@ -1,0 +1,110 @@
+//! The training loop on the CPU with a tiny network and tiny patches: the
+//! loss falls, and a run cut in two and resumed from its checkpoint ends
+//! with exactly the weights of an uninterrupted run.
+
+use burn::backend::{Autodiff, NdArray};
+use image::RgbImage;
+use realdenoise::UNetConfig;
+use realdenoise_training::checkpoint;
+use realdenoise_training::degradations::{CameraNoise, FixedLevel};
+use realdenoise_training::noise::{NoiseLevel, NoiseModel};
+use realdenoise_training::train::{train, StopAfter, TrainConfig, ValidationSet};
+
+type Backend = Autodiff<NdArray>;
+
+/// Smooth synthetic "photos": gradients and soft blobs, different per seed.
+fn photos() -> Vec<RgbImage> {
+    (0..3u32)
+        .map(|k| {
+            RgbImage::from_fn(48, 40, |x, y| {
+                let (fx, fy) = (x as f32 / 48.0, y as f32 / 40.0);
+                let blob = (-((fx - 0.3 - 0.2 * k as f32).powi(2) + (fy - 0.5).powi(2)) * 12.0).exp();
+                let r = 40.0 + 150.0 * fx + 60.0 * blob;
+                let g = 60.0 + 120.0 * fy * (1.0 + k as f32 * 0.2);
+                let b = 200.0 - 120.0 * fx * fy + 40.0 * blob;
+                image::Rgb([r.min(255.0) as u8, g.min(255.0) as u8, b.min(255.0) as u8])
+            })
+        })
+        .collect()
+}
+
+fn tiny_config(iterations: u64) -> TrainConfig {
+    TrainConfig {
+        model: UNetConfig::new().with_base_channels(8).with_channel_multipliers(vec![1, 2]).with_blocks_per_level(1),
+        iterations,
+        batch_size: 4,
+        patch_size: 16,
+        learning_rate: 3e-3,
+        final_learning_rate: 1e-4,
+        warmup_iterations: 3,
+        ema_decay: 0.9,
+        validate_every: 1000,
+        checkpoint_every: 1000,
+        validation_patch: 16,
+        validation_photos: 2,
+        validation_steps: 2,
+        ..TrainConfig::default()
+    }
+}
+
+fn noise() -> CameraNoise {
+    CameraNoise(NoiseModel { jpeg_probability: 0.0, ..NoiseModel::default() })
+}
+
+#[test]
+fn the_loss_falls_in_a_few_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let photos = photos();
+    let validation = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::Mid), 3);
+    let config = tiny_config(60);
+    let summary = train::<Backend>(dir.path(), &config, &photos, &validation, &noise(), "cpu", &Default::default(), StopAfter::default())
+        .expect("training runs");
+    assert_eq!(summary.last_step, 60);
+    println!("mean loss {:.4} -> {:.4}", summary.mean_loss_first, summary.mean_loss_last);
+    assert!(
+        summary.mean_loss_last < 0.7 * summary.mean_loss_first,
+        "loss did not fall: {} -> {}",
+        summary.mean_loss_first,
+        summary.mean_loss_last
+    );
+    assert!(dir.path().join("log.csv").is_file());
+    assert!(dir.path().join("loss.png").is_file(), "the loss curve is drawn");
+    assert!(dir.path().join("validation.png").is_file(), "the validation curve is drawn");
+}
+
+/// Every float parameter of the EMA average in the newest checkpoint.
+fn average_weights(run: &std::path::Path, config: &TrainConfig) -> Vec<f32> {
+    let device = Default::default();
+    let fresh = config.model.init::<NdArray>(&device).expect("model");
+    let (average, _) = checkpoint::load_average::<NdArray>(run, fresh, &device).expect("checkpoint");
+    let bytes = realdenoise::weights::to_bytes(&average, &config.model, &realdenoise::TrainingMetadata::untrained());
+    bytes.iter().map(|&b| b as f32).collect()
+}
+
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let photos = photos();
+    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
+    let config = tiny_config(6);
+    let device = Default::default();
+
+    let straight = tempfile::tempdir().expect("tempdir");
+    train::<Backend>(straight.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("straight run");
+
+    let split = tempfile::tempdir().expect("tempdir");
+    let first = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(3), minutes: None })
+        .expect("first half");
+    assert_eq!(first.last_step, 3);
+    let state = checkpoint::read_state(split.path()).expect("state").expect("a checkpoint exists");
+    assert_eq!(state.step, 3);
+    let second = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("second half");
+    assert_eq!((second.first_step, second.last_step), (3, 6));
+
+    let a = average_weights(straight.path(), &config);
+    let b = average_weights(split.path(), &config);
+    assert_eq!(a.len(), b.len());
+    let differing = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+    assert_eq!(differing, 0, "{differing} bytes of the exported weights differ after resuming");
+    let log = std::fs::read_to_string(split.path().join("log.csv")).expect("log");
+    assert_eq!(log.lines().count(), 1 + 6, "one header and one row per step, none repeated");
+}
