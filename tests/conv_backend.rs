@@ -9,7 +9,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Tensor, TensorData};
 use common::{device, pseudo_random, Cpu};
 
-fn tensor(shape: [usize; 4], seed: u32) -> (Tensor<Cpu, 4>, Vec<f32>) {
+fn tensor(shape: [usize; 4], seed: u64) -> (Tensor<Cpu, 4>, Vec<f32>) {
     let n = shape.iter().product();
     let values = pseudo_random(n, seed);
     (Tensor::from_data(TensorData::new(values.clone(), shape), &device()), values)
