@@ -1,6 +1,6 @@
 // Makes the e2e fixtures once (they are committed): the same crop of the
 // bundled demo photo's noisy and clean versions (assets/sample-*.png, made by
-// tools/make_sample.py with seeded synthetic camera noise).
+// `realdenoise-train synth ... --level mid --seed 7`: seeded synthetic camera noise).
 //   node tests/e2e/make-fixtures.mjs
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
