@@ -105,7 +105,7 @@ TRAIN := $(CARGO_TARGET_DIR)/release/realdenoise-train
 RUN ?= runs/main
 TRAIN_BACKEND ?= cpu
 MINUTES ?= 60
-TRAIN_FEATURES := $(if $(filter cuda,$(TRAIN_BACKEND)),--features cuda,)
+TRAIN_FEATURES := $(if $(filter cuda wgpu,$(TRAIN_BACKEND)),--features $(TRAIN_BACKEND),)
 data:
 	$(CARGO) build --release -p realdenoise-training $(TRAIN_FEATURES)
 	$(TRAIN) fetch-data

@@ -25,7 +25,7 @@ struct Cli {
 enum Backend {
     /// burn ndarray on the CPU.
     Cpu,
-    /// burn wgpu (Vulkan, Metal, DX12 through WGSL).
+    /// burn wgpu (Vulkan, Metal, DX12 through WGSL; build with `--features wgpu`).
     Wgpu,
     /// burn cuda (NVIDIA; build with `--features cuda`).
     Cuda,
@@ -129,9 +129,7 @@ fn run(cli: Cli) -> Result<()> {
             let stop = StopAfter { minutes, steps };
             match backend {
                 Backend::Cpu => train_on::<Autodiff<NdArray>>(&run, &data, &config, stop, "cpu (burn ndarray)", Default::default()),
-                Backend::Wgpu => {
-                    train_on::<Autodiff<burn::backend::Wgpu>>(&run, &data, &config, stop, "wgpu (burn wgpu)", Default::default())
-                }
+                Backend::Wgpu => train_wgpu(&run, &data, &config, stop),
                 Backend::Cuda => train_cuda(&run, &data, &config, stop),
             }
         }
@@ -139,6 +137,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => export::run(&args),
         Command::Synth { input, output, level, seed, force } => synth(&input, &output, level, seed, force),
     }
+}
+
+#[cfg(feature = "wgpu")]
+fn train_wgpu(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) -> Result<()> {
+    train_on::<Autodiff<burn::backend::Wgpu>>(run, data, config, stop, "wgpu (burn wgpu)", Default::default())
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn train_wgpu(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter) -> Result<()> {
+    bail!("this binary was built without wgpu training; rebuild with `cargo build --release -p realdenoise-training --features wgpu`")
 }
 
 #[cfg(feature = "cuda")]
