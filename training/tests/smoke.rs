@@ -12,6 +12,15 @@ use realdenoise_training::train::{train, StopAfter, TrainConfig, ValidationSet};
 
 type Backend = Autodiff<NdArray>;
 
+/// burn's ndarray backend seeds one process-wide generator for parameter
+/// initialisation; tests running in parallel would interleave their draws,
+/// so these tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Smooth synthetic "photos": gradients and soft blobs, different per seed.
 fn photos() -> Vec<RgbImage> {
     (0..3u32)
@@ -53,6 +62,7 @@ fn noise() -> CameraNoise {
 
 #[test]
 fn the_loss_falls_in_a_few_steps() {
+    let _turn = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let photos = photos();
     let validation = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::Mid), 3);
@@ -83,6 +93,7 @@ fn average_weights(run: &std::path::Path, config: &TrainConfig) -> Vec<f32> {
 
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let _turn = serial();
     let photos = photos();
     let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
     let config = tiny_config(6);
