@@ -29,10 +29,11 @@ build: setup
 
 # Trained weights ship in weights/; until they exist, tests and the demo use
 # clearly named, randomly initialised ones made here.
-weights: build
+# The CLI is built only when untrained weights have to be made.
+weights:
 	@if [ -f $(TRAINED_WEIGHTS) ]; then echo "using $(TRAINED_WEIGHTS)"; \
 	elif [ -f $(UNTRAINED_WEIGHTS) ]; then echo "using $(UNTRAINED_WEIGHTS) (untrained)"; \
-	else mkdir -p weights && $(BIN) init-weights $(UNTRAINED_WEIGHTS); fi
+	else $(MAKE) build && mkdir -p weights && $(BIN) init-weights $(UNTRAINED_WEIGHTS); fi
 
 # The demo page: www/ is a static site that uses the npm package exactly as
 # an npm user gets it (`npm pack` of pkg/, unpacked into the git-ignored
