@@ -1067,24 +1067,3 @@ pub fn synthesize_batch(cleans: &[Rgb32FImage], model: &NoiseModel, seed: u64) -
         })
         .collect()
 }
-
-/// PSNR in dB between two same-size images with values in [0, 1] (infinite
-/// when identical). Panics never; mismatched sizes compare the common part.
-pub fn psnr(a: &Rgb32FImage, b: &Rgb32FImage) -> f64 {
-    let (x, y) = (a.as_raw(), b.as_raw());
-    let n = x.len().min(y.len());
-    if n == 0 {
-        return f64::INFINITY;
-    }
-    let mse: f64 = x
-        .iter()
-        .zip(y.iter())
-        .map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2))
-        .sum::<f64>()
-        / n as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        -10.0 * mse.log10()
-    }
-}

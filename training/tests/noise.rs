@@ -5,6 +5,7 @@
 use image::Rgb32FImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use realdenoise_training::metrics::psnr;
 use realdenoise_training::noise::*;
 use std::path::PathBuf;
 use std::time::Instant;
