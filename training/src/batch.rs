@@ -30,6 +30,17 @@ pub fn stream(seed: u64, step: u64, purpose: u64) -> ChaCha8Rng {
     rng
 }
 
+/// The centre `side` x `side` crop of `photo` (each side clamped to the
+/// photo; `side == 0` keeps the whole photo). Evaluation and validation both
+/// score these crops.
+pub fn centre_crop(photo: &RgbImage, side: u32) -> RgbImage {
+    if side == 0 || (photo.width() <= side && photo.height() <= side) {
+        return photo.clone();
+    }
+    let (w, h) = (side.min(photo.width()), side.min(photo.height()));
+    image::imageops::crop_imm(photo, (photo.width() - w) / 2, (photo.height() - h) / 2, w, h).to_image()
+}
+
 /// Cuts a `patch` x `patch` crop at a random place of a random photo and
 /// applies one of the eight flips/rotations. Photos smaller than the patch
 /// are skipped by the caller (see [`usable_photos`]).

@@ -16,7 +16,7 @@ use realdenoise::denoiser::{block_on, Unobserved};
 use realdenoise::{DenoiseOptions, Denoiser, SamplerKind};
 use serde::Serialize;
 
-use crate::batch::Degradation;
+use crate::batch::{centre_crop, Degradation};
 use crate::data::{self, Split};
 use crate::degradations::FixedLevel;
 use crate::metrics::{psnr, ssim};
@@ -77,14 +77,6 @@ fn to_rgba(image: &Rgb32FImage) -> RgbaImage {
 
 fn from_rgba(image: &RgbaImage) -> Rgb32FImage {
     image::DynamicImage::ImageRgba8(image.clone()).to_rgb32f()
-}
-
-fn centre_crop(photo: &RgbImage, side: u32) -> RgbImage {
-    if side == 0 || (photo.width() <= side && photo.height() <= side) {
-        return photo.clone();
-    }
-    let (w, h) = (side.min(photo.width()), side.min(photo.height()));
-    image::imageops::crop_imm(photo, (photo.width() - w) / 2, (photo.height() - h) / 2, w, h).to_image()
 }
 
 fn noise_seed(seed: u64, photo: usize, level: NoiseLevel) -> u64 {

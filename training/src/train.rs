@@ -19,7 +19,7 @@ use realdenoise::diffusion::{blend_batch, sample, SamplerKind, Schedule};
 use realdenoise::{UNet, UNetConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
+use crate::batch::{centre_crop, draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
 use crate::checkpoint::{self, Checkpoint, RunState, Segment};
 use crate::curves::{self, LogRow};
 use crate::metrics::psnr;
@@ -152,13 +152,7 @@ impl ValidationSet {
             .iter()
             .filter(|p| p.width() >= patch && p.height() >= patch)
             .take(count)
-            .map(|p| {
-                let (x0, y0) = ((p.width() - patch) / 2, (p.height() - patch) / 2);
-                Rgb32FImage::from_fn(patch, patch, |x, y| {
-                    let v = p.get_pixel(x0 + x, y0 + y).0;
-                    image::Rgb([v[0] as f32 / 255.0, v[1] as f32 / 255.0, v[2] as f32 / 255.0])
-                })
-            })
+            .map(|p| image::DynamicImage::ImageRgb8(centre_crop(p, patch)).to_rgb32f())
             .collect();
         let noisy = degradation.degrade(&clean, seed);
         Self { clean, noisy }
