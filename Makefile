@@ -117,9 +117,13 @@ train: data
 eval: data
 	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval --baselines
 
+# The defaults stored in the weights: pick them from `make eval` (for the
+# shipped run, origin sampling scores 0.2 dB above improved at 4 steps).
+DEFAULT_SAMPLER ?= origin
+DEFAULT_STEPS ?= 4
 export:
 	$(CARGO) build --release -p realdenoise-training
-	$(TRAIN) export --run $(RUN) --eval docs/eval/results.md --force
+	$(TRAIN) export --run $(RUN) --eval docs/eval/results.md --default-sampler $(DEFAULT_SAMPLER) --default-steps $(DEFAULT_STEPS) --force
 
 clean:
 	rm -rf out pkg/*

@@ -131,8 +131,10 @@ fn draw_loss(rows: &[LogRow], path: &Path) -> DrawResult {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(steps[0]..steps[steps.len() - 1], (lo * 0.9).max(1e-6)..hi * 1.05)?;
-    chart.configure_mesh().x_desc("step").y_desc("loss").draw()?;
+        // Log scale: the first hundred steps fall by an order of magnitude and
+        // would otherwise flatten everything after them.
+        .build_cartesian_2d(steps[0]..steps[steps.len() - 1], ((lo * 0.9).max(1e-6)..hi * 1.1).log_scale())?;
+    chart.configure_mesh().y_max_light_lines(0).y_labels(12).x_desc("step").y_desc("loss (log scale)").y_label_formatter(&|v| format!("{v:.3}")).draw()?;
     chart.draw_series(LineSeries::new(steps.iter().copied().zip(raw.iter().copied()), RGBColor(180, 200, 230)))?.label("per step").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(180, 200, 230)));
     chart.draw_series(LineSeries::new(steps.iter().copied().zip(smoothed), BLUE.stroke_width(2)))?.label("smoothed").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;

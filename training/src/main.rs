@@ -241,6 +241,10 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         println!("starting {} on {name}: {} photos, {} iterations of {} crops of {}px", run.display(), photos.len(), config.iterations, config.batch_size, config.patch_size);
     }
     let summary = train::train::<B>(run, config, &photos, &validation, &noise, name, &device, stop)?;
+    if summary.last_step == summary.first_step {
+        println!("nothing to train: the run is at step {} of {} (curves redrawn; extend it with --iterations N)", summary.last_step, config.iterations);
+        return Ok(());
+    }
     println!(
         "steps {}..{} in {:.0} s ({:.2} s/step); mean loss {:.4} -> {:.4}; validation PSNR {}",
         summary.first_step,
