@@ -241,18 +241,18 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         println!("starting {} on {name}: {} photos, {} iterations of {} crops of {}px", run.display(), photos.len(), config.iterations, config.batch_size, config.patch_size);
     }
     let summary = train::train::<B>(run, config, &photos, &validation, &noise, name, &device, stop)?;
-    if summary.last_step == summary.first_step {
+    let Some(loss) = summary.mean_loss else {
         println!("nothing to train: the run is at step {} of {} (curves redrawn; extend it with --iterations N)", summary.last_step, config.iterations);
         return Ok(());
-    }
+    };
     println!(
         "steps {}..{} in {:.0} s ({:.2} s/step); mean loss {:.4} -> {:.4}; validation PSNR {}",
         summary.first_step,
         summary.last_step,
         summary.seconds,
         summary.seconds / (summary.last_step - summary.first_step).max(1) as f64,
-        summary.mean_loss_first,
-        summary.mean_loss_last,
+        loss.first,
+        loss.last,
         summary.last_validation_psnr.map_or("not measured".into(), |p| format!("{p:.2} dB")),
     );
     Ok(())

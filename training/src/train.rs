@@ -126,9 +126,28 @@ pub struct TrainSummary {
     pub first_step: u64,
     pub last_step: u64,
     pub seconds: f64,
-    pub mean_loss_first: f32,
-    pub mean_loss_last: f32,
+    /// `None` when the call took no step (the run was already finished).
+    pub mean_loss: Option<LossTrend>,
     pub last_validation_psnr: Option<f64>,
+}
+
+/// Mean training loss over the first and the last fifth of one call's steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossTrend {
+    pub first: f32,
+    pub last: f32,
+}
+
+impl LossTrend {
+    /// `None` for no losses: a mean of nothing is not a number to print.
+    fn of(losses: &[f32]) -> Option<Self> {
+        if losses.is_empty() {
+            return None;
+        }
+        let window = (losses.len() / 5).max(1);
+        let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len() as f32;
+        Some(Self { first: mean(&losses[..window]), last: mean(&losses[losses.len() - window..]) })
+    }
 }
 
 /// When to stop this call, besides reaching `iterations`.
@@ -322,14 +341,11 @@ pub fn train<B: AutodiffBackend>(
     outcome?;
     log.draw(run_dir);
 
-    let window = (losses.len() / 5).max(1);
-    let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len().max(1) as f32;
     Ok(TrainSummary {
         first_step,
         last_step: state.step,
         seconds: started.elapsed().as_secs_f64(),
-        mean_loss_first: mean(&losses[..window.min(losses.len())]),
-        mean_loss_last: mean(&losses[losses.len().saturating_sub(window)..]),
+        mean_loss: LossTrend::of(&losses),
         last_validation_psnr: last_psnr,
     })
 }
@@ -337,6 +353,14 @@ pub fn train<B: AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_trend_averages_the_first_and_last_fifth_and_is_none_without_steps() {
+        assert_eq!(LossTrend::of(&[]), None);
+        let losses: Vec<f32> = (1..=10).map(|i| i as f32).collect();
+        assert_eq!(LossTrend::of(&losses), Some(LossTrend { first: 1.5, last: 9.5 }));
+        assert_eq!(LossTrend::of(&[4.0]), Some(LossTrend { first: 4.0, last: 4.0 }));
+    }
 
     #[test]
     fn learning_rate_warms_up_then_decays_to_the_floor() {

@@ -70,13 +70,9 @@ fn the_loss_falls_in_a_few_steps() {
     let summary = train::<Backend>(dir.path(), &config, &photos, &validation, &noise(), "cpu", &Default::default(), StopAfter::default())
         .expect("training runs");
     assert_eq!(summary.last_step, 60);
-    println!("mean loss {:.4} -> {:.4}", summary.mean_loss_first, summary.mean_loss_last);
-    assert!(
-        summary.mean_loss_last < 0.7 * summary.mean_loss_first,
-        "loss did not fall: {} -> {}",
-        summary.mean_loss_first,
-        summary.mean_loss_last
-    );
+    let loss = summary.mean_loss.expect("60 steps ran");
+    println!("mean loss {:.4} -> {:.4}", loss.first, loss.last);
+    assert!(loss.last < 0.7 * loss.first, "loss did not fall: {} -> {}", loss.first, loss.last);
     assert!(dir.path().join("log.csv").is_file());
     assert!(dir.path().join("loss.png").is_file(), "the loss curve is drawn");
     assert!(dir.path().join("validation.png").is_file(), "the validation curve is drawn");
@@ -110,6 +106,9 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert_eq!(state.step, 3);
     let second = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("second half");
     assert_eq!((second.first_step, second.last_step), (3, 6));
+    let finished = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("a finished run");
+    assert_eq!((finished.first_step, finished.last_step), (6, 6));
+    assert!(finished.mean_loss.is_none(), "no step ran, so there is no mean loss: {:?}", finished.mean_loss);
 
     let a = average_weights(straight.path(), &config);
     let b = average_weights(split.path(), &config);
