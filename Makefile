@@ -117,9 +117,8 @@ train: data
 eval: data
 	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval --crop 128 --baselines
 
-# The defaults stored in the weights: pick them from `make eval` (for the
-# shipped 3,800-step run, improved sampling with 4 steps scores 27.59 dB,
-# origin 27.47 dB and one step 27.55 dB).
+# The defaults stored in the weights: pick the best row of `make eval`
+# (docs/eval/results.md) rather than repeating its numbers here.
 DEFAULT_SAMPLER ?= improved
 DEFAULT_STEPS ?= 4
 export:

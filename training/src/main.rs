@@ -250,7 +250,7 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         summary.first_step,
         summary.last_step,
         summary.seconds,
-        summary.seconds / (summary.last_step - summary.first_step).max(1) as f64,
+        summary.seconds / (summary.last_step - summary.first_step) as f64,
         loss.first,
         loss.last,
         summary.last_validation_psnr.map_or("not measured".into(), |p| format!("{p:.2} dB")),
