@@ -40,11 +40,37 @@ pub struct RunState {
     /// Training wall time over all segments.
     pub elapsed_seconds: f64,
     pub segments: Vec<Segment>,
+    /// The run whose EMA weights this one started from, if any (its steps
+    /// and time are part of the shipped model's history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialised_from: Option<Lineage>,
+}
+
+/// Where a run's starting weights came from: the parent run's directory and
+/// its history at the moment they were taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub run: String,
+    pub batch_size: usize,
+    pub patch_size: u32,
+    pub state: Box<RunState>,
 }
 
 impl RunState {
     pub fn new(seed: u64) -> Self {
-        Self { step: 0, seed, elapsed_seconds: 0.0, segments: Vec::new() }
+        Self { step: 0, seed, elapsed_seconds: 0.0, segments: Vec::new(), initialised_from: None }
+    }
+
+    /// Training wall time of this run and every run it started from.
+    pub fn total_seconds(&self) -> f64 {
+        self.elapsed_seconds + self.initialised_from.as_ref().map_or(0.0, |l| l.state.total_seconds())
+    }
+
+    /// Whether this run or one it started from trained on a backend whose
+    /// name starts with `prefix`.
+    pub fn trained_on(&self, prefix: &str) -> bool {
+        self.segments.iter().any(|s| s.backend.starts_with(prefix))
+            || self.initialised_from.as_ref().is_some_and(|l| l.state.trained_on(prefix))
     }
 }
 

@@ -54,7 +54,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             bail!("{} already exists; pass --force to replace it", path.display());
         }
     }
-    let config_path = args.run.join("config.json");
+    let config_path = args.run.join(crate::train::CONFIG_FILE);
     let config: TrainConfig = serde_json::from_str(
         &std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?,
     )
@@ -62,7 +62,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let device = Default::default();
     let fresh = config.model.init::<NdArray>(&device)?;
     let (average, state) = checkpoint::load_average::<NdArray>(&args.run, fresh, &device)?;
-    let hardware = args.hardware.clone().unwrap_or_else(|| describe_segments(&state));
+    let hardware = args.hardware.clone().unwrap_or_else(|| describe_history(&state));
     let metadata = TrainingMetadata {
         trained: true,
         data: DATA_DESCRIPTION.into(),
@@ -71,11 +71,15 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         default_steps: args.default_steps,
         default_sampler: args.default_sampler,
         notes: format!(
-            "{} steps of {} crops of {}px; {hardware}; {:.1} h of training",
+            "{}{} steps of {} crops of {}px; {hardware}; {:.1} h of training",
+            state.initialised_from.as_ref().map_or(String::new(), |p| format!(
+                "{} steps of {} crops of {}px, then ",
+                p.state.step, p.batch_size, p.patch_size
+            )),
             state.step,
             config.batch_size,
             config.patch_size,
-            state.elapsed_seconds / 3600.0
+            state.total_seconds() / 3600.0
         ),
     };
     let bytes = to_bytes(&average, &config.model, &metadata);
@@ -100,6 +104,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The segments of the runs this one started from, oldest first, then its own.
+pub fn describe_history(state: &RunState) -> String {
+    match &state.initialised_from {
+        Some(parent) => format!("{} ({}), then {}", describe_history(&parent.state), parent.run, describe_segments(state)),
+        None => describe_segments(state),
+    }
 }
 
 /// "cpu (burn ndarray): steps 0-1200, 1.2 h; ..." from the run's history.
@@ -168,8 +180,21 @@ t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
         config.gradient_clip_norm,
         config.ema_decay
     );
-    let _ = writeln!(s, "- Hardware and wall time: {hardware}; {:.2} h in total.", state.elapsed_seconds / 3600.0);
-    if !state.segments.iter().any(|seg| seg.backend.starts_with("cuda")) {
+    if let Some(parent) = &state.initialised_from {
+        let _ = writeln!(
+            s,
+            "- Started from the EMA weights of the run `{}` after its {} steps of {} crops of {}x{} ({}; {:.2} h).",
+            parent.run,
+            parent.state.step,
+            parent.batch_size,
+            parent.patch_size,
+            parent.patch_size,
+            describe_segments(&parent.state),
+            parent.state.total_seconds() / 3600.0
+        );
+    }
+    let _ = writeln!(s, "- Hardware and wall time: {hardware}; {:.2} h in total.", state.total_seconds() / 3600.0);
+    if !state.trained_on("cuda") {
         let _ = writeln!(
             s,
             "- **Reduced schedule**: no GPU was available to this run, so it trained on a 2-core CPU for a small \
@@ -190,4 +215,39 @@ training/data/photos.json; the Debian packages' copyright files). darktable's no
 only their fitted (a, b) values inform the noise model."
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Lineage, Segment};
+
+    fn segment(backend: &str, first_step: u64, last_step: u64, seconds: f64) -> Segment {
+        Segment { backend: backend.into(), first_step, last_step, seconds }
+    }
+
+    #[test]
+    fn history_lists_the_parent_run_first_and_merges_adjacent_segments() {
+        let parent = RunState {
+            step: 3800,
+            seed: 1,
+            elapsed_seconds: 7200.0,
+            segments: vec![segment("cpu", 0, 2000, 3600.0), segment("cpu", 2000, 3800, 3600.0)],
+            initialised_from: None,
+        };
+        let child = RunState {
+            step: 500,
+            seed: 2,
+            elapsed_seconds: 600.0,
+            segments: vec![segment("cuda", 0, 500, 600.0)],
+            initialised_from: Some(Lineage { run: "runs/main".into(), batch_size: 8, patch_size: 64, state: Box::new(parent) }),
+        };
+        assert_eq!(describe_history(&child), "cpu: steps 0-3800 in 120.0 min (runs/main), then cuda: steps 0-500 in 10.0 min");
+        assert_eq!(child.total_seconds(), 7800.0);
+        assert!(child.trained_on("cuda") && child.trained_on("cpu") && !child.trained_on("wgpu"));
+        let card = model_card(&TrainConfig::default(), &child, &realdenoise::TrainingMetadata::untrained(), &describe_history(&child), 1000, None);
+        assert!(card.contains("Started from the EMA weights of the run `runs/main` after its 3800 steps of 8 crops of 64x64"), "{card}");
+        assert!(card.contains("2.17 h in total"), "{card}");
+        assert!(!card.contains("Reduced schedule"), "a run with CUDA segments is not a reduced CPU schedule: {card}");
+    }
 }

@@ -11,7 +11,7 @@ use image::RgbImage;
 use realdenoise_training::data::{self, Split};
 use realdenoise_training::degradations::{CameraNoise, FixedLevel};
 use realdenoise_training::noise::{NoiseLevel, NoiseModel, NoiseProfiles};
-use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet};
+use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 use realdenoise_training::{checkpoint, eval, export};
 
 #[derive(Parser)]
@@ -80,6 +80,11 @@ enum Command {
         /// First start only: random seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// First start only: begin from the newest EMA weights of this run
+        /// (same model configuration), e.g. to continue a CPU run on a GPU
+        /// with larger batches and a fresh schedule.
+        #[arg(long)]
+        init_from: Option<PathBuf>,
     },
     /// Score weights on the validation photos at three noise levels, with
     /// the baselines' results when present; writes a table and a figure.
@@ -123,8 +128,8 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed } => {
-            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed };
+        Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from } => {
+            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from };
             let config = run_config(&run, &overrides)?;
             let stop = StopAfter { minutes, steps };
             match backend {
@@ -166,9 +171,8 @@ struct Overrides {
     learning_rate: Option<f64>,
     validate_every: Option<u64>,
     seed: Option<u64>,
+    init_from: Option<PathBuf>,
 }
-
-const CONFIG_FILE: &str = "config.json";
 
 /// The run's configuration: read back on resume, created on first start.
 fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
@@ -176,7 +180,7 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     if path.exists() {
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut config: TrainConfig = serde_json::from_str(&text).with_context(|| format!("{} is not a training configuration", path.display()))?;
-        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() {
+        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() {
             bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
         }
         if let Some(n) = o.iterations {
@@ -207,6 +211,15 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     }
     if let Some(v) = o.seed {
         config.seed = v;
+    }
+    if let Some(parent) = &o.init_from {
+        if parent.canonicalize().ok().is_some_and(|p| run.canonicalize().ok() == Some(p)) {
+            bail!("--init-from {} names this run itself; resume it without --init-from", parent.display());
+        }
+        if checkpoint::find(parent).is_none() {
+            bail!("--init-from {}: no checkpoint there", parent.display());
+        }
+        config.init_from = Some(parent.clone());
     }
     config.validate()?;
     std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
@@ -239,6 +252,9 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         println!("resuming {} at step {} of {} on {name}", run.display(), state.step, config.iterations);
     } else {
         println!("starting {} on {name}: {} photos, {} iterations of {} crops of {}px", run.display(), photos.len(), config.iterations, config.batch_size, config.patch_size);
+        if let Some(parent) = &config.init_from {
+            println!("initialised from the EMA weights of {}", parent.display());
+        }
     }
     let summary = train::train::<B>(run, config, &photos, &validation, &noise, name, &device, stop)?;
     let Some(loss) = summary.mean_loss else {

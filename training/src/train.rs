@@ -20,9 +20,12 @@ use realdenoise::{UNet, UNetConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{centre_crop, draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
-use crate::checkpoint::{self, Checkpoint, RunState, Segment};
+use crate::checkpoint::{self, Checkpoint, Lineage, RunState, Segment};
 use crate::curves::{self, LogRow};
 use crate::metrics::psnr;
+
+/// The file in a run directory that holds its [`TrainConfig`].
+pub const CONFIG_FILE: &str = "config.json";
 
 /// Hyper-parameters of one run; stored in the run directory and fixed for
 /// its whole life (a resumed run reads them back).
@@ -52,6 +55,10 @@ pub struct TrainConfig {
     pub validation_photos: usize,
     /// Sampling steps used for the validation score (the shipped default).
     pub validation_steps: usize,
+    /// A run whose newest EMA weights initialise this one (same model
+    /// configuration; its optimiser state and schedule are not taken over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +80,7 @@ impl Default for TrainConfig {
             validation_patch: 128,
             validation_photos: 8,
             validation_steps: 4,
+            init_from: None,
         }
     }
 }
@@ -118,6 +126,8 @@ pub enum TrainError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("the loss became {0} at step {1}; lower the learning rate")]
     Diverged(f32, u64),
+    #[error("cannot start from {path}: {reason}")]
+    Parent { path: PathBuf, reason: String },
 }
 
 /// What one call of [`train`] did.
@@ -216,6 +226,32 @@ pub fn loss_for_batch<B: Backend>(
     charbonnier(model.forward(x_t, t), batch.clean.clone())
 }
 
+/// The newest EMA weights of the run in `parent`, loaded into `fresh`, and
+/// the parent's history. The parent must have the same model configuration.
+fn start_from_parent<B: AutodiffBackend>(
+    parent: &Path,
+    config: &TrainConfig,
+    fresh: UNet<B>,
+    device: &B::Device,
+) -> Result<(UNet<B>, Lineage), TrainError> {
+    let fail = |reason: String| TrainError::Parent { path: parent.to_path_buf(), reason };
+    let config_path = parent.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).map_err(|e| fail(format!("cannot read {}: {e}", config_path.display())))?;
+    let parent_config: TrainConfig =
+        serde_json::from_str(&text).map_err(|e| fail(format!("{} is not a training configuration: {e}", config_path.display())))?;
+    if parent_config.model != config.model {
+        return Err(fail(format!("its model configuration {:?} differs from this run's {:?}", parent_config.model, config.model)));
+    }
+    let (model, state) = checkpoint::load_average::<B>(parent, fresh, device)?;
+    let lineage = Lineage {
+        run: parent.display().to_string(),
+        batch_size: parent_config.batch_size,
+        patch_size: parent_config.patch_size,
+        state: Box::new(state),
+    };
+    Ok((model, lineage))
+}
+
 /// Trains (or resumes) the run in `run_dir` until `config.iterations` or
 /// `stop`, checkpointing on the way and at the end.
 #[allow(clippy::too_many_arguments)]
@@ -245,10 +281,17 @@ pub fn train<B: AutodiffBackend>(
     let fresh = config.model.init::<B>(device).map_err(|e| TrainError::Config(e.to_string()))?;
     let (mut model, mut average, mut state) = match checkpoint::load::<B, _>(run_dir, fresh.clone(), &mut optimizer, device)? {
         Some(Checkpoint { model, average, state }) => (model, average, state),
-        None => {
-            let average = fresh.valid();
-            (fresh, average, RunState::new(config.seed))
-        }
+        None => match &config.init_from {
+            Some(parent) => {
+                let (model, lineage) = start_from_parent::<B>(parent, config, fresh, device)?;
+                let average = model.valid();
+                (model, average, RunState { initialised_from: Some(lineage), ..RunState::new(config.seed) })
+            }
+            None => {
+                let average = fresh.valid();
+                (fresh, average, RunState::new(config.seed))
+            }
+        },
     };
     let mut log = curves::Log::open(run_dir, state.step).map_err(|source| TrainError::Io { path: run_dir.join(curves::LOG_FILE), source })?;
 

@@ -8,7 +8,7 @@ use realdenoise::UNetConfig;
 use realdenoise_training::checkpoint;
 use realdenoise_training::degradations::{CameraNoise, FixedLevel};
 use realdenoise_training::noise::{NoiseLevel, NoiseModel};
-use realdenoise_training::train::{train, StopAfter, TrainConfig, ValidationSet};
+use realdenoise_training::train::{train, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 
 type Backend = Autodiff<NdArray>;
 
@@ -117,4 +117,74 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert_eq!(differing, 0, "{differing} bytes of the exported weights differ after resuming");
     let log = std::fs::read_to_string(split.path().join("log.csv")).expect("log");
     assert_eq!(log.lines().count(), 1 + 6, "one header and one row per step, none repeated");
+}
+
+/// The EMA average of a run's newest checkpoint applied to a fixed input.
+fn average_output(run: &std::path::Path, config: &TrainConfig) -> Vec<f32> {
+    use burn::tensor::{Tensor, TensorData};
+    let device = Default::default();
+    let fresh = config.model.init::<NdArray>(&device).expect("model");
+    let (average, _) = checkpoint::load_average::<NdArray>(run, fresh, &device).expect("checkpoint");
+    // A fixed pattern, not a random draw: every call must see the same input.
+    let pattern: Vec<f32> = (0..3 * 16 * 16).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+    let input = Tensor::<NdArray, 4>::from_data(TensorData::new(pattern, [1, 3, 16, 16]), &device);
+    let t = Tensor::<NdArray, 1>::from_floats([40.0], &device);
+    average.forward(input, t).into_data().to_vec::<f32>().expect("f32 output")
+}
+
+fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn a_run_initialised_from_another_starts_from_its_average_and_records_it() {
+    let _turn = serial();
+    let photos = photos();
+    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
+    let device = Default::default();
+    let parent = tempfile::tempdir().expect("tempdir");
+    let parent_config = tiny_config(6);
+    train::<Backend>(parent.path(), &parent_config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("parent run");
+    // `realdenoise-train train` writes the configuration next to the checkpoints.
+    std::fs::write(parent.path().join(CONFIG_FILE), serde_json::to_string(&parent_config).expect("json")).expect("config.json");
+
+    // A learning rate of zero leaves the starting weights untouched, so the
+    // child's average after one step is the parent's average.
+    let child = tempfile::tempdir().expect("tempdir");
+    let child_config = TrainConfig {
+        init_from: Some(parent.path().to_path_buf()),
+        learning_rate: 0.0,
+        final_learning_rate: 0.0,
+        batch_size: 2,
+        ..tiny_config(3)
+    };
+    train::<Backend>(child.path(), &child_config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), minutes: None })
+        .expect("child run");
+    let parent_output = average_output(parent.path(), &parent_config);
+    let child_output = average_output(child.path(), &child_config);
+    let drift = max_abs_difference(&parent_output, &child_output);
+    assert!(drift < 1e-5, "the child did not start from the parent's weights: max difference {drift}");
+
+    // A run started from scratch differs, so the comparison above can fail.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch_config = TrainConfig { seed: 7, ..child_config.clone() };
+    let scratch_config = TrainConfig { init_from: None, ..scratch_config };
+    train::<Backend>(scratch.path(), &scratch_config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), minutes: None })
+        .expect("scratch run");
+    let scratch_drift = max_abs_difference(&parent_output, &average_output(scratch.path(), &scratch_config));
+    assert!(scratch_drift > 1e-3, "a fresh model matched the parent: {scratch_drift}");
+
+    let state = checkpoint::read_state(child.path()).expect("state").expect("a checkpoint exists");
+    assert_eq!(state.step, 1);
+    let lineage = state.initialised_from.as_ref().expect("the parent is recorded");
+    assert_eq!((lineage.state.step, lineage.batch_size, lineage.patch_size), (6, 4, 16));
+    assert!((state.total_seconds() - state.elapsed_seconds - lineage.state.elapsed_seconds).abs() < 1e-9);
+    assert!(state.trained_on("cpu") && !state.trained_on("cuda"));
+
+    // A parent with another architecture is refused with a clear error.
+    let mismatched = TrainConfig { model: UNetConfig::new().with_base_channels(4).with_channel_multipliers(vec![1, 2]).with_blocks_per_level(1), ..child_config };
+    let other = tempfile::tempdir().expect("tempdir");
+    let error = train::<Backend>(other.path(), &mismatched, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), minutes: None })
+        .expect_err("an architecture mismatch must fail");
+    assert!(error.to_string().contains("model configuration"), "{error}");
 }
