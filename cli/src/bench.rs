@@ -299,8 +299,7 @@ fn parent(args: &BenchArgs) -> Result<()> {
                     }
                     let output = command.output().context("cannot start a measuring child process")?;
                     if !output.status.success() {
-                        let stderr = String::from_utf8_lossy(&output.stderr);
-                        let reason = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("failed");
+                        let reason = child_failure(&String::from_utf8_lossy(&output.stderr));
                         eprintln!("bench:   failed: {reason}");
                         skipped.push(skip(format!("failed: {reason}")));
                         continue;
@@ -401,6 +400,21 @@ pub fn markdown(report: &Report) -> String {
 }
 
 /// Why `precision` cannot run on `backend`, if it cannot.
+/// Why a measuring child failed, from its standard error: a panic's location
+/// and message when it panicked (Rust's backtrace hint comes after them and
+/// says nothing), else the last non-empty line.
+fn child_failure(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    if let Some(at) = lines.iter().position(|line| line.contains("panicked at")) {
+        let message = lines.get(at + 1).filter(|line| !line.starts_with("note:") && !line.starts_with("stack backtrace"));
+        return match message {
+            Some(message) => format!("{} {message}", lines[at]),
+            None => lines[at].to_string(),
+        };
+    }
+    lines.last().map_or_else(|| "failed without a message".to_string(), |line| line.to_string())
+}
+
 fn unsupported(backend: BenchBackend, precision: Precision) -> Option<String> {
     match (backend, precision) {
         (_, Precision::F32) => None,
@@ -769,4 +783,18 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     }
     file.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_failure;
+
+    #[test]
+    fn a_child_panic_is_reported_by_its_message_not_the_backtrace_hint() {
+        let stderr = "error: XDG_RUNTIME_DIR is invalid\n\nthread 'main' (12) panicked at src/x.rs:3:5:\nbuffer too large: 160 MB > 128 MB\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(child_failure(stderr), "thread 'main' (12) panicked at src/x.rs:3:5: buffer too large: 160 MB > 128 MB");
+        assert_eq!(child_failure("warning\nerror: out of memory\n\n"), "error: out of memory");
+        assert_eq!(child_failure(""), "failed without a message");
+        assert_eq!(child_failure("thread 'main' panicked at a.rs:1:1:\nnote: Some details are omitted"), "thread 'main' panicked at a.rs:1:1:");
+    }
 }
