@@ -399,7 +399,6 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-/// Why `precision` cannot run on `backend`, if it cannot.
 /// Why a measuring child failed, from its standard error: a panic's location
 /// and message when it panicked (Rust's backtrace hint comes after them and
 /// says nothing), else the last non-empty line.
@@ -415,6 +414,7 @@ fn child_failure(stderr: &str) -> String {
     lines.last().map_or_else(|| "failed without a message".to_string(), |line| line.to_string())
 }
 
+/// Why `precision` cannot run on `backend`, if it cannot.
 fn unsupported(backend: BenchBackend, precision: Precision) -> Option<String> {
     match (backend, precision) {
         (_, Precision::F32) => None,

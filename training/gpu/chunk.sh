@@ -19,10 +19,10 @@ OUT=${OUT:?set OUT to the directory that comes back}
 # The run lives in an ignored directory while the machine stays warm (kept
 # between calls); a fresh machine starts from the copy in the working tree.
 LIVE=out/live/$(basename "$RUN")
-if [ ! -f "$LIVE/config.json" ] && [ -f "$RUN/config.json" ]; then
-    mkdir -p "$(dirname "$LIVE")" && cp -r "$RUN" "$LIVE"
-fi
 mkdir -p "$(dirname "$LIVE")"
+if [ ! -f "$LIVE/config.json" ] && [ -f "$RUN/config.json" ]; then
+    cp -r "$RUN" "$LIVE"
+fi
 # The binary travels gzip-compressed (50 MB stripped, 13 MB compressed).
 if [ -f "$BIN.gz" ] && { [ ! -x "$BIN" ] || [ "$BIN.gz" -nt "$BIN" ]; }; then
     gzip -dc "$BIN.gz" > "$BIN" && chmod +x "$BIN"

@@ -54,11 +54,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             bail!("{} already exists; pass --force to replace it", path.display());
         }
     }
-    let config_path = args.run.join(crate::train::CONFIG_FILE);
-    let config: TrainConfig = serde_json::from_str(
-        &std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a training configuration", config_path.display()))?;
+    let config = TrainConfig::read(&args.run)?;
     let device = Default::default();
     let fresh = config.model.init::<NdArray>(&device)?;
     let (average, state) = checkpoint::load_average::<NdArray>(&args.run, fresh, &device)?;

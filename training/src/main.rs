@@ -178,8 +178,7 @@ struct Overrides {
 fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     let path = run.join(CONFIG_FILE);
     if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut config: TrainConfig = serde_json::from_str(&text).with_context(|| format!("{} is not a training configuration", path.display()))?;
+        let mut config = TrainConfig::read(run)?;
         if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() {
             bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
         }

@@ -86,6 +86,13 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The configuration stored in a run directory ([`CONFIG_FILE`]).
+    pub fn read(run_dir: &Path) -> Result<Self, TrainError> {
+        let path = run_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::ConfigFile { reason: format!("cannot read {}: {e}", path.display()) })?;
+        serde_json::from_str(&text).map_err(|e| TrainError::ConfigFile { reason: format!("{} is not a training configuration: {e}", path.display()) })
+    }
+
     /// Learning rate at `step` (0-based): linear warm-up, then cosine decay
     /// to `final_learning_rate` at `iterations`.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
@@ -118,6 +125,8 @@ impl TrainConfig {
 pub enum TrainError {
     #[error("invalid training configuration: {0}")]
     Config(String),
+    #[error("{reason}")]
+    ConfigFile { reason: String },
     #[error("no training photo is at least {0} x {0} pixels")]
     NoUsablePhotos(u32),
     #[error(transparent)]
@@ -235,10 +244,7 @@ fn start_from_parent<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(UNet<B>, Lineage), TrainError> {
     let fail = |reason: String| TrainError::Parent { path: parent.to_path_buf(), reason };
-    let config_path = parent.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|e| fail(format!("cannot read {}: {e}", config_path.display())))?;
-    let parent_config: TrainConfig =
-        serde_json::from_str(&text).map_err(|e| fail(format!("{} is not a training configuration: {e}", config_path.display())))?;
+    let parent_config = TrainConfig::read(parent).map_err(|e| fail(e.to_string()))?;
     if parent_config.model != config.model {
         return Err(fail(format!("its model configuration {:?} differs from this run's {:?}", parent_config.model, config.model)));
     }
