@@ -27,6 +27,11 @@ pub struct DenoiseOptions {
     pub tile_size: Option<usize>,
     /// Bytes of activation memory one tile may use.
     pub memory_budget: usize,
+    /// The largest single buffer the device allocates, in bytes (`None`: no
+    /// such limit, as on the CPU). Tiles derived from the budget shrink until
+    /// the network's widest tensor fits; an explicit `tile_size` that does
+    /// not fit is refused before any work starts.
+    pub max_buffer_bytes: Option<usize>,
     pub overlap: Overlap,
 }
 
@@ -38,6 +43,7 @@ impl Default for DenoiseOptions {
             strength: 1.0,
             tile_size: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            max_buffer_bytes: None,
             overlap: Overlap::DEFAULT,
         }
     }
@@ -90,6 +96,11 @@ pub enum DenoiseError {
     Options(#[from] ScheduleError),
     #[error(transparent)]
     Tiling(#[from] TilingError),
+    #[error(
+        "a {tile}-pixel tile needs a {needed_mib:.0} MiB buffer, but this device allocates at most \
+         {limit_mib:.0} MiB at once: use tiles of at most {largest} pixels"
+    )]
+    TileTooLarge { tile: usize, needed_mib: f64, limit_mib: f64, largest: usize },
     #[error("cancelled")]
     Cancelled,
     #[error("the backend failed: {0}")]
@@ -177,16 +188,57 @@ impl<B: Backend> Denoiser<B> {
 }
 
 /// The tile side for `options`: the explicit one, or the largest that fits
-/// the memory budget.
+/// the memory budget and, on devices that limit single buffers, keeps the
+/// network's widest tensor within that limit.
 pub fn resolve_tile_size(config: &UNetConfig, options: &DenoiseOptions) -> usize {
     options.tile_size.unwrap_or_else(|| {
-        tile_side_for_budget(
+        let from_budget = tile_side_for_budget(
             options.memory_budget as f64,
             config.activation_bytes_per_pixel(),
             options.overlap,
             config.size_multiple(),
             MAX_TILE_SIDE,
+        );
+        from_budget.min(largest_tile_for_buffer(config, options).unwrap_or(usize::MAX))
+    })
+}
+
+/// The largest tile side whose widest tensor fits the device's buffer limit.
+fn largest_tile_for_buffer(config: &UNetConfig, options: &DenoiseOptions) -> Option<usize> {
+    options.max_buffer_bytes.map(|limit| {
+        tile_side_for_budget(
+            limit as f64,
+            config.widest_tensor_bytes_per_pixel(),
+            options.overlap,
+            config.size_multiple(),
+            MAX_TILE_SIDE,
         )
+    })
+}
+
+/// Refuses a tile whose widest tensor the device cannot allocate, which
+/// would otherwise fail deep inside the GPU runtime, possibly after hours.
+fn check_buffer_limit(
+    config: &UNetConfig,
+    options: &DenoiseOptions,
+    tile: usize,
+    width: usize,
+    height: usize,
+) -> Result<(), DenoiseError> {
+    let Some(limit) = options.max_buffer_bytes else { return Ok(()) };
+    // The largest tile the grid cuts, padded as the network pads it.
+    let multiple = config.size_multiple();
+    let padded = |side: usize| side.min(tile).div_ceil(multiple) * multiple;
+    let needed = (padded(width) * padded(height)) as f64 * config.widest_tensor_bytes_per_pixel();
+    if needed <= limit as f64 {
+        return Ok(());
+    }
+    const MIB: f64 = (1 << 20) as f64;
+    Err(DenoiseError::TileTooLarge {
+        tile,
+        needed_mib: needed / MIB,
+        limit_mib: limit as f64 / MIB,
+        largest: largest_tile_for_buffer(config, options).unwrap_or(tile),
     })
 }
 
@@ -203,7 +255,9 @@ pub async fn denoise_in_place<B: Backend>(
 ) -> Result<(), DenoiseError> {
     let schedule = Schedule::new(config.timesteps, options.steps, options.strength)?;
     let (width, height) = (image.width(), image.height());
-    let grid = TileGrid::new(width, height, resolve_tile_size(config, options), options.overlap, config.size_multiple())?;
+    let tile_size = resolve_tile_size(config, options);
+    check_buffer_limit(config, options, tile_size, width, height)?;
+    let grid = TileGrid::new(width, height, tile_size, options.overlap, config.size_multiple())?;
     if schedule.is_empty() {
         // Strength 0: the input is already x_0.
         let tiles = grid.len();

@@ -47,6 +47,24 @@ fn flop_count_matches_a_hand_count_for_a_one_level_net() {
 }
 
 #[test]
+fn the_widest_tensor_matches_a_hand_count() {
+    // Default (16 channels, multipliers 1-2-4): the first full-resolution
+    // decoder block reads the upsampled 32-channel map concatenated with a
+    // 16-channel skip: 48 channels of f32. Everything at half resolution or
+    // below is narrower per input pixel (the widest there, 64 + 32 channels
+    // at 1/4 of the pixels, counts 24).
+    assert_eq!(UNetConfig::new().widest_tensor_bytes_per_pixel(), 48.0 * 4.0);
+    // One level of 4 channels: the decoder concatenates 4 + 4.
+    let one_level = UNetConfig::new().with_base_channels(4).with_channel_multipliers(vec![1]).with_blocks_per_level(1).with_norm_groups(1);
+    assert_eq!(one_level.widest_tensor_bytes_per_pixel(), 8.0 * 4.0);
+    // A wide bottom level reaches full resolution through the upsampling
+    // (64 channels), and the first decoder block there adds an 8-channel
+    // skip: 72 channels, wider than anything at the bottom (128 at 1/4).
+    let wide_bottom = UNetConfig::new().with_base_channels(8).with_channel_multipliers(vec![1, 8]).with_blocks_per_level(1).with_norm_groups(1);
+    assert_eq!(wide_bottom.widest_tensor_bytes_per_pixel(), 72.0 * 4.0);
+}
+
+#[test]
 fn the_step_changes_the_prediction() {
     let model = UNetConfig::new().init::<Cpu>(&device()).unwrap();
     let x = tensor(pseudo_random(3 * 16 * 16, 3), [1, 3, 16, 16]);

@@ -7,6 +7,7 @@ use common::{device, photo_like, Cpu, Identity};
 use image::RgbaImage;
 use realdenoise::denoiser::{block_on, denoise_in_place, Unobserved};
 use realdenoise::tiling::{tile_side_for_budget, Overlap, PlanarImage, TileGrid, TilingError};
+use realdenoise::denoiser::{resolve_tile_size, DenoiseError};
 use realdenoise::{DenoiseOptions, UNetConfig};
 
 const SMALL_OVERLAP: Overlap = Overlap { margin: 8, feather: 8 };
@@ -48,6 +49,58 @@ fn the_budget_sets_the_tile_size() {
     assert!(small < large);
     assert_eq!(small % 8, 0);
     assert!((small * small) as f64 * per_pixel <= 256e6);
+}
+
+#[test]
+fn a_device_buffer_limit_shrinks_budget_tiles_until_the_widest_tensor_fits() {
+    // lavapipe: 128 MiB per buffer. The 1 GiB budget alone picks a 1092-px
+    // tile whose 48-channel decoder input (229 MB) that device cannot hold.
+    let config = UNetConfig::new();
+    let limit = 128 << 20;
+    let unlimited = DenoiseOptions::default();
+    let limited = DenoiseOptions { max_buffer_bytes: Some(limit), ..DenoiseOptions::default() };
+    let widest = config.widest_tensor_bytes_per_pixel();
+    let from_budget = resolve_tile_size(&config, &unlimited);
+    assert_eq!(from_budget, 1092);
+    assert!((from_budget * from_budget) as f64 * widest > limit as f64);
+    let side = resolve_tile_size(&config, &limited);
+    assert_eq!(side % config.size_multiple(), 0);
+    assert!((side * side) as f64 * widest <= limit as f64, "{side} px does not fit");
+    let next = side + config.size_multiple();
+    assert!((next * next) as f64 * widest > limit as f64, "{side} px is not the largest that fits");
+    // A generous limit leaves the budget in charge.
+    let roomy = DenoiseOptions { max_buffer_bytes: Some(1 << 34), ..DenoiseOptions::default() };
+    assert_eq!(resolve_tile_size(&config, &roomy), from_budget);
+}
+
+#[test]
+fn an_explicit_tile_the_device_cannot_hold_is_refused_before_any_work() {
+    let config = UNetConfig::new().with_base_channels(8).with_norm_groups(1);
+    let model = config.init::<Cpu>(&device()).unwrap();
+    let limit = 16 << 20;
+    let options = DenoiseOptions { steps: 1, tile_size: Some(512), max_buffer_bytes: Some(limit), ..DenoiseOptions::default() };
+    let started = std::cell::Cell::new(false);
+    let mut observer = realdenoise::denoiser::Callback(|_| {
+        started.set(true);
+        Err(realdenoise::denoiser::Cancelled)
+    });
+    let mut large = PlanarImage::new(600, 400, vec![0.5; 3 * 600 * 400]);
+    let result = block_on(denoise_in_place(&model, &config, &device(), &mut large, &options, &mut observer));
+    match result {
+        Err(DenoiseError::TileTooLarge { tile, needed_mib, limit_mib, largest }) => {
+            assert_eq!(tile, 512);
+            // 512 x 400 pixels x 96 bytes (8 + 16 channels of f32).
+            assert!((needed_mib - 512.0 * 400.0 * 96.0 / (1 << 20) as f64).abs() < 1e-9, "{needed_mib}");
+            assert_eq!(limit_mib, 16.0);
+            assert!((largest * largest) as f64 * config.widest_tensor_bytes_per_pixel() <= limit as f64);
+        }
+        other => panic!("expected TileTooLarge, got {other:?}"),
+    }
+    assert!(!started.get(), "work started before the refusal");
+    // The same tile on an image small enough for the device is accepted.
+    let mut small = PlanarImage::new(200, 200, vec![0.5; 3 * 200 * 200]);
+    let result = block_on(denoise_in_place(&model, &config, &device(), &mut small, &options, &mut observer));
+    assert!(matches!(result, Err(DenoiseError::Cancelled)), "{result:?}");
 }
 
 #[test]

@@ -28,6 +28,9 @@ use realdenoise::tiling::{PlanarImage, TileGrid};
 use realdenoise::{DenoiseOptions, Denoiser, SamplerKind};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "cuda")]
+use crate::backend::cuda_max_buffer_bytes;
+use crate::backend::wgpu_max_buffer_bytes;
 use crate::BenchArgs;
 
 /// A backend the benchmark can run.
@@ -485,24 +488,24 @@ fn single(args: &BenchArgs) -> Result<()> {
         precision,
     };
     let measurement = match (backend, precision) {
-        (BenchBackend::Cpu, _) => measure::<burn::backend::NdArray>(&config, &Default::default(), "cpu", cpu_model(), |_| None)?,
+        (BenchBackend::Cpu, _) => measure::<burn::backend::NdArray>(&config, &Default::default(), "cpu", cpu_model(), |_| None, |_| None)?,
         (BenchBackend::Wgpu, Precision::F16) => {
-            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory)?
+            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, wgpu_max_buffer_bytes)?
         }
         (BenchBackend::Wgpu, _) => {
-            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory)?
+            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, wgpu_max_buffer_bytes)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F32) => {
-            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory)?
+            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, cuda_max_buffer_bytes)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F16) => {
-            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory)?
+            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, cuda_max_buffer_bytes)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::Bf16) => {
-            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory)?
+            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, cuda_max_buffer_bytes)?
         }
         #[cfg(not(feature = "cuda"))]
         (BenchBackend::Cuda, _) => {
@@ -566,6 +569,7 @@ fn measure<B: Backend>(
     backend: &str,
     device_name: String,
     gpu_memory: impl Fn(&B::Device) -> Option<(u64, u64)>,
+    max_buffer_bytes: impl Fn(&B::Device) -> Option<usize>,
 ) -> Result<Measurement> {
     let bytes = realdenoise::weights::read_file(&config.weights)?;
     let denoiser = Denoiser::<B>::from_bytes(&bytes, device)
@@ -578,6 +582,7 @@ fn measure<B: Backend>(
         steps: config.steps,
         tile_size: config.tile,
         memory_budget: config.memory_mib << 20,
+        max_buffer_bytes: max_buffer_bytes(device),
         ..defaults
     };
     let Size { width, height } = config.size;

@@ -35,10 +35,18 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
         eprintln!("weights: {}  backend: {}", weights_path.display(), backend.name());
     }
     match backend {
-        Resolved::Cpu => process::<burn::backend::NdArray>(&Default::default(), &bytes, &weights_path, &jobs, &args),
-        Resolved::Wgpu => process::<burn::backend::Wgpu>(&Default::default(), &bytes, &weights_path, &jobs, &args),
+        Resolved::Cpu => process::<burn::backend::NdArray>(&Default::default(), None, &bytes, &weights_path, &jobs, &args),
+        Resolved::Wgpu => {
+            let device = Default::default();
+            let limit = crate::backend::wgpu_max_buffer_bytes(&device);
+            process::<burn::backend::Wgpu>(&device, limit, &bytes, &weights_path, &jobs, &args)
+        }
         #[cfg(feature = "cuda")]
-        Resolved::Cuda => process::<burn::backend::Cuda>(&Default::default(), &bytes, &weights_path, &jobs, &args),
+        Resolved::Cuda => {
+            let device = Default::default();
+            let limit = crate::backend::cuda_max_buffer_bytes(&device);
+            process::<burn::backend::Cuda>(&device, limit, &bytes, &weights_path, &jobs, &args)
+        }
         #[cfg(not(feature = "cuda"))]
         Resolved::Cuda => unreachable!("resolve() refuses CUDA in builds without it"),
     }
@@ -111,6 +119,7 @@ fn plan_jobs(args: &DenoiseArgs) -> Result<Vec<Job>> {
 
 fn process<B: Backend>(
     device: &B::Device,
+    max_buffer_bytes: Option<usize>,
     bytes: &[u8],
     weights_path: &Path,
     jobs: &[Job],
@@ -131,6 +140,7 @@ fn process<B: Backend>(
         strength: args.strength,
         tile_size: args.tile,
         memory_budget: args.memory_mib.checked_mul(1 << 20).unwrap_or(DEFAULT_MEMORY_BUDGET),
+        max_buffer_bytes,
         ..defaults
     };
     for job in jobs {

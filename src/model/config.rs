@@ -147,6 +147,46 @@ impl UNetConfig {
         flops + conv(channels, self.image_channels, 3, scale)
     }
 
+    /// Bytes per input pixel of the widest single tensor a forward pass
+    /// holds (f32): the input of the first decoder block at full resolution,
+    /// which concatenates the upsampled map from the level below with a skip
+    /// connection (48 channels, 192 bytes, for the default network). GPU
+    /// runtimes allocate each tensor as one buffer and cap its size (WebGPU's
+    /// `maxStorageBufferBindingSize`, 128 MiB on many adapters), so this,
+    /// not the total, bounds the tile side there. Mirrors the layer walk of
+    /// [`super::UNet`].
+    pub fn widest_tensor_bytes_per_pixel(&self) -> f64 {
+        let widths = self.level_channels();
+        let last = widths.len() - 1;
+        let mut scale = 1.0;
+        let mut channels = self.base_channels;
+        let mut widest = channels.max(self.image_channels) as f64;
+        let mut skips = vec![(channels, scale)];
+        for (level, &width) in widths.iter().enumerate() {
+            for _ in 0..self.blocks_per_level {
+                channels = width;
+                widest = widest.max(channels as f64 * scale);
+                skips.push((channels, scale));
+            }
+            if level < last {
+                scale /= 4.0;
+                skips.push((channels, scale));
+            }
+        }
+        for (level, &width) in widths.iter().enumerate().rev() {
+            for _ in 0..=self.blocks_per_level {
+                let (skip, _) = skips.pop().unwrap_or((0, scale));
+                widest = widest.max((channels + skip) as f64 * scale);
+                channels = width;
+            }
+            if level > 0 {
+                scale *= 4.0;
+                widest = widest.max(channels as f64 * scale);
+            }
+        }
+        4.0 * widest
+    }
+
     /// An estimate of the memory one forward pass needs per input pixel, in
     /// bytes (f32), used to pick tile sizes from a memory budget: the stored
     /// skip connections plus a working set of four concatenated-width maps

@@ -31,6 +31,9 @@ enum Engine {
 #[wasm_bindgen]
 pub struct Model {
     engine: Engine,
+    /// The WebGPU device's largest single buffer (tiles keep the network's
+    /// widest tensor within it); `None` on the CPU.
+    max_buffer_bytes: Option<usize>,
 }
 
 #[wasm_bindgen(start)]
@@ -59,7 +62,13 @@ impl Model {
             ),
             other => return Err(js_error(ErrorName::Input, &format!("unknown backend '{other}' (expected 'webgpu' or 'cpu')"))),
         };
-        Ok(Model { engine })
+        let max_buffer_bytes = match engine {
+            Engine::WebGpu(_) => {
+                Some(WgpuRuntime::client(&WgpuDevice::default()).properties().memory.max_page_size as usize)
+            }
+            Engine::Cpu(_) => None,
+        };
+        Ok(Model { engine, max_buffer_bytes })
     }
 
     /// "webgpu" or "cpu".
@@ -99,6 +108,7 @@ impl Model {
         let options = DenoiseOptions {
             tile_size: (tile_size > 0).then_some(tile_size as usize),
             memory_budget: memory_budget as usize,
+            max_buffer_bytes: self.max_buffer_bytes,
             ..DenoiseOptions::default()
         };
         (match &self.engine {
@@ -141,6 +151,7 @@ impl Model {
             strength,
             tile_size: (tile_size > 0).then_some(tile_size as usize),
             memory_budget: memory_budget as usize,
+            max_buffer_bytes: self.max_buffer_bytes,
             ..DenoiseOptions::default()
         };
         let mut observer = JsObserver { callback: progress };
@@ -153,6 +164,7 @@ impl Model {
             Err(DenoiseError::Cancelled) => Err(js_error(ErrorName::Abort, "the denoising run was aborted")),
             Err(DenoiseError::Options(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
             Err(DenoiseError::Tiling(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
+            Err(e @ DenoiseError::TileTooLarge { .. }) => Err(js_error(ErrorName::Input, &e.to_string())),
             Err(DenoiseError::Backend(e)) => Err(js_error(ErrorName::Backend, &e)),
         }
     }

@@ -5,8 +5,8 @@
 import init, { Model, webgpuMemoryUsage, webgpuMemoryCleanup } from "./realdenoise.js";
 
 const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
-// Activation memory one tile may use; WebGPU budgets are also capped by the
-// adapter's buffer limits.
+// Activation memory one tile may use; on WebGPU the model also shrinks tiles
+// until their widest tensor fits the adapter's buffer limit.
 const CPU_BUDGET = 256 * 1024 * 1024;
 const GPU_BUDGET = 512 * 1024 * 1024;
 
@@ -119,12 +119,9 @@ export class Denoiser {
     const bytes = await readWeights(weights);
     onProgress?.({ stage: "model", fraction: 0.7 });
     const model = await Model.load(bytes, chosen);
-    let budget = CPU_BUDGET;
-    if (adapter) {
-      const { maxBufferSize, maxStorageBufferBindingSize } = adapter.limits;
-      // The largest single activation is about 1/8 of a tile's total.
-      budget = Math.min(GPU_BUDGET, 8 * Math.min(maxBufferSize, maxStorageBufferBindingSize));
-    }
+    // The model itself also keeps each tile's widest tensor within the
+    // device's buffer limit (maxStorageBufferBindingSize).
+    const budget = adapter ? GPU_BUDGET : CPU_BUDGET;
     onProgress?.({ stage: "ready", fraction: 1 });
     return new Denoiser(model, budget);
   }
