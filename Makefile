@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/realdenoise
 TRAINED_WEIGHTS := weights/realdenoise.rdnz
 UNTRAINED_WEIGHTS := weights/realdenoise-untrained.rdnz
 
-.PHONY: data train eval export demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
+.PHONY: data train gpu-trainer eval export demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
 
 help:
 	@echo "make demo    serve the demo page (www/) at http://127.0.0.1:8080 (PORT=...)"
@@ -18,6 +18,7 @@ help:
 	@echo "make pkg     build the npm package into pkg/"
 	@echo "make data    fetch and prepare the training set (training/data/set)"
 	@echo "make train   train or resume RUN=runs/main on TRAIN_BACKEND=cpu|wgpu|cuda for MINUTES=..."
+	@echo "make gpu-trainer  the CUDA trainer to carry to a lent GPU machine (out/gpu/)"
 	@echo "make eval    score weights/realdenoise.rdnz against BM3D and FFDNet (docs/eval)"
 	@echo "make export  write the run's EMA weights and model card to weights/"
 
@@ -113,6 +114,15 @@ data:
 
 train: data
 	$(TRAIN) train --run $(RUN) --backend $(TRAIN_BACKEND) --minutes $(MINUTES)
+
+# The CUDA trainer carried to a lent GPU machine (training/README.md): built
+# without burn's defaults (no autotuning), stripped and compressed to travel.
+GPU_TRAINER := out/gpu/realdenoise-train
+gpu-trainer:
+	CUDARC_CUDA_VERSION=13000 $(CARGO) build --release -p realdenoise-training --no-default-features --features cuda
+	mkdir -p out/gpu
+	strip -o $(GPU_TRAINER) $(TRAIN)
+	gzip -9 -c $(GPU_TRAINER) > $(GPU_TRAINER).gz
 
 eval: data
 	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval --crop 128 --baselines

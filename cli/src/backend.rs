@@ -54,6 +54,12 @@ pub fn resolve(choice: BackendChoice) -> Result<Resolved> {
             if !cfg!(feature = "cuda") {
                 bail!("this build has no CUDA support: rebuild with `cargo build --release -p realdenoise-cli --features cuda`");
             }
+            #[cfg(feature = "cuda")]
+            // cudarc panics in a worker thread when the driver is missing.
+            // SAFETY: loading the driver library runs only its own initialisers.
+            if unsafe { libloading::Library::new("libcuda.so.1") }.is_err() {
+                bail!("--backend cuda needs an NVIDIA GPU and its driver, and libcuda.so.1 cannot be loaded here; use --backend cpu or wgpu");
+            }
             Ok(Resolved::Cuda)
         }
         BackendChoice::Wgpu => {

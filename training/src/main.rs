@@ -129,6 +129,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from } => {
+            check_backend(backend)?;
             let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from };
             let config = run_config(&run, &overrides)?;
             let stop = StopAfter { minutes, steps };
@@ -144,6 +145,36 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Refuses a backend this binary or machine cannot train on before the run
+/// directory is created or touched.
+fn check_backend(backend: Backend) -> Result<()> {
+    match backend {
+        Backend::Wgpu if !cfg!(feature = "wgpu") => {
+            bail!("this binary was built without wgpu training; rebuild with `cargo build --release -p realdenoise-training --features wgpu`")
+        }
+        Backend::Cuda if !cfg!(feature = "cuda") => {
+            bail!("this binary was built without CUDA; rebuild with `cargo build --release -p realdenoise-training --features cuda`")
+        }
+        Backend::Cuda => cuda_driver_loads(),
+        Backend::Cpu | Backend::Wgpu => Ok(()),
+    }
+}
+
+/// cudarc panics in a worker thread when the driver is missing; say so first.
+#[cfg(feature = "cuda")]
+fn cuda_driver_loads() -> Result<()> {
+    // SAFETY: loading the driver library runs only its own initialisers.
+    if unsafe { libloading::Library::new("libcuda.so.1") }.is_err() {
+        bail!("--backend cuda needs an NVIDIA GPU and its driver, and libcuda.so.1 cannot be loaded here; use --backend cpu");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_driver_loads() -> Result<()> {
+    Ok(())
+}
+
 #[cfg(feature = "wgpu")]
 fn train_wgpu(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) -> Result<()> {
     train_on::<Autodiff<burn::backend::Wgpu>>(run, data, config, stop, "wgpu (burn wgpu)", Default::default())
@@ -151,17 +182,24 @@ fn train_wgpu(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) ->
 
 #[cfg(not(feature = "wgpu"))]
 fn train_wgpu(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter) -> Result<()> {
-    bail!("this binary was built without wgpu training; rebuild with `cargo build --release -p realdenoise-training --features wgpu`")
+    unreachable!("check_backend refuses wgpu in builds without it")
 }
 
 #[cfg(feature = "cuda")]
 fn train_cuda(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) -> Result<()> {
+    if cfg!(feature = "burn-defaults") {
+        eprintln!(
+            "note: this build autotunes every convolution and matmul shape; on a fresh machine the first \
+             step can take over 10 minutes. For short GPU sessions build without it: \
+             `cargo build --release -p realdenoise-training --no-default-features --features cuda` (training/README.md)"
+        );
+    }
     train_on::<Autodiff<burn::backend::Cuda>>(run, data, config, stop, "cuda (burn cuda)", Default::default())
 }
 
 #[cfg(not(feature = "cuda"))]
 fn train_cuda(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter) -> Result<()> {
-    bail!("this binary was built without CUDA; rebuild with `cargo build --release -p realdenoise-training --features cuda`")
+    unreachable!("check_backend refuses CUDA in builds without it")
 }
 
 struct Overrides {
