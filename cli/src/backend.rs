@@ -85,17 +85,10 @@ pub fn resolve(choice: BackendChoice) -> Result<Resolved> {
     }
 }
 
-/// The largest single buffer the wgpu device allocates: its storage-binding
-/// limit, as burn's runtime (cubecl) reads it (128 MiB on lavapipe). Tiles
-/// must keep the network's widest tensor within it.
-pub fn wgpu_max_buffer_bytes(device: &burn::backend::wgpu::WgpuDevice) -> Option<usize> {
-    use cubecl::Runtime;
-    Some(cubecl::wgpu::WgpuRuntime::client(device).properties().memory.max_page_size as usize)
-}
-
-/// The largest single buffer the CUDA device allocates, as cubecl reads it.
-#[cfg(feature = "cuda")]
-pub fn cuda_max_buffer_bytes(device: &burn::backend::cuda::CudaDevice) -> Option<usize> {
-    use cubecl::Runtime;
-    Some(cubecl::cuda::CudaRuntime::client(device).properties().memory.max_page_size as usize)
+/// The largest single buffer a GPU device allocates, as burn's runtime
+/// (cubecl) reads it: wgpu's storage-binding limit (128 MiB on lavapipe),
+/// CUDA's largest allocation. Tiles must keep the network's widest tensor
+/// within it.
+pub fn max_buffer_bytes<R: cubecl::Runtime>(device: &R::Device) -> Option<usize> {
+    Some(R::client(device).properties().memory.max_page_size as usize)
 }

@@ -28,9 +28,7 @@ use realdenoise::tiling::{PlanarImage, TileGrid};
 use realdenoise::{DenoiseOptions, Denoiser, SamplerKind};
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "cuda")]
-use crate::backend::cuda_max_buffer_bytes;
-use crate::backend::wgpu_max_buffer_bytes;
+use crate::backend::max_buffer_bytes;
 use crate::BenchArgs;
 
 /// A backend the benchmark can run.
@@ -490,22 +488,22 @@ fn single(args: &BenchArgs) -> Result<()> {
     let measurement = match (backend, precision) {
         (BenchBackend::Cpu, _) => measure::<burn::backend::NdArray>(&config, &Default::default(), "cpu", cpu_model(), |_| None, |_| None)?,
         (BenchBackend::Wgpu, Precision::F16) => {
-            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, wgpu_max_buffer_bytes)?
+            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
         }
         (BenchBackend::Wgpu, _) => {
-            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, wgpu_max_buffer_bytes)?
+            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F32) => {
-            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, cuda_max_buffer_bytes)?
+            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F16) => {
-            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, cuda_max_buffer_bytes)?
+            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::Bf16) => {
-            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, cuda_max_buffer_bytes)?
+            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
         }
         #[cfg(not(feature = "cuda"))]
         (BenchBackend::Cuda, _) => {

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use realdenoise::denoiser::{block_on, Callback, DEFAULT_MEMORY_BUDGET};
 use realdenoise::{DenoiseOptions, Denoiser};
 
-use crate::backend::{resolve, Resolved};
+use crate::backend::{max_buffer_bytes, resolve, Resolved};
 use crate::files::{check_input, identity, load, output_format, save};
 use crate::DenoiseArgs;
 
@@ -38,13 +38,13 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
         Resolved::Cpu => process::<burn::backend::NdArray>(&Default::default(), None, &bytes, &weights_path, &jobs, &args),
         Resolved::Wgpu => {
             let device = Default::default();
-            let limit = crate::backend::wgpu_max_buffer_bytes(&device);
+            let limit = max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>(&device);
             process::<burn::backend::Wgpu>(&device, limit, &bytes, &weights_path, &jobs, &args)
         }
         #[cfg(feature = "cuda")]
         Resolved::Cuda => {
             let device = Default::default();
-            let limit = crate::backend::cuda_max_buffer_bytes(&device);
+            let limit = max_buffer_bytes::<cubecl::cuda::CudaRuntime>(&device);
             process::<burn::backend::Cuda>(&device, limit, &bytes, &weights_path, &jobs, &args)
         }
         #[cfg(not(feature = "cuda"))]

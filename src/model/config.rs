@@ -102,49 +102,65 @@ impl UNetConfig {
         Ok(())
     }
 
-    /// Floating-point operations (multiply and add counted separately) of one
-    /// network evaluation per output pixel. Convolutions and the residual
-    /// 1x1 projections dominate; normalisation and activations are left out.
-    /// Mirrors the layer walk of [`super::UNet`].
-    pub fn flops_per_pixel(&self) -> f64 {
-        let conv = |cin: usize, cout: usize, k: usize, scale: f64| {
-            2.0 * (k * k * cin * cout) as f64 * scale
+    /// Every convolution of one forward pass, in order, with the scale of its
+    /// input and output maps (pixels per input pixel): the layer walk of
+    /// [`super::UNet`], which the cost and memory figures below share.
+    fn convolutions(&self) -> Vec<Convolution> {
+        let mut convs = Vec::new();
+        let mut conv = |input: usize, output: usize, kernel: usize, input_scale: f64, output_scale: f64| {
+            convs.push(Convolution { input, output, kernel, input_scale, output_scale });
         };
-        let block = |cin: usize, cout: usize, scale: f64| {
-            let projection = if cin == cout { 0.0 } else { conv(cin, cout, 1, scale) };
-            conv(cin, cout, 3, scale) + conv(cout, cout, 3, scale) + projection
+        let block = |conv: &mut dyn FnMut(usize, usize, usize, f64, f64), input: usize, output: usize, scale: f64| {
+            conv(input, output, 3, scale, scale);
+            conv(output, output, 3, scale, scale);
+            if input != output {
+                conv(input, output, 1, scale, scale);
+            }
         };
         let widths = self.level_channels();
         let last = widths.len() - 1;
         let mut scale = 1.0;
         let mut channels = self.base_channels;
-        let mut flops = conv(self.image_channels, channels, 3, scale);
+        conv(self.image_channels, channels, 3, scale, scale);
         let mut skips = vec![channels];
         for (level, &width) in widths.iter().enumerate() {
             for _ in 0..self.blocks_per_level {
-                flops += block(channels, width, scale);
+                block(&mut conv, channels, width, scale);
                 channels = width;
                 skips.push(channels);
             }
             if level < last {
+                conv(channels, channels, 3, scale, scale / 4.0);
                 scale /= 4.0;
-                flops += conv(channels, channels, 3, scale);
                 skips.push(channels);
             }
         }
-        flops += 2.0 * block(channels, channels, scale);
+        block(&mut conv, channels, channels, scale);
+        block(&mut conv, channels, channels, scale);
         for (level, &width) in widths.iter().enumerate().rev() {
             for _ in 0..=self.blocks_per_level {
                 let skip = skips.pop().unwrap_or(0);
-                flops += block(channels + skip, width, scale);
+                block(&mut conv, channels + skip, width, scale);
                 channels = width;
             }
             if level > 0 {
+                // Nearest-neighbour upsampling, then a convolution at the new scale.
                 scale *= 4.0;
-                flops += conv(channels, channels, 3, scale);
+                conv(channels, channels, 3, scale, scale);
             }
         }
-        flops + conv(channels, self.image_channels, 3, scale)
+        conv(channels, self.image_channels, 3, scale, scale);
+        convs
+    }
+
+    /// Floating-point operations (multiply and add counted separately) of one
+    /// network evaluation per output pixel. Convolutions and the residual
+    /// 1x1 projections dominate; normalisation and activations are left out.
+    pub fn flops_per_pixel(&self) -> f64 {
+        self.convolutions()
+            .iter()
+            .map(|c| 2.0 * (c.kernel * c.kernel * c.input * c.output) as f64 * c.output_scale)
+            .sum()
     }
 
     /// Bytes per input pixel of the widest single tensor a forward pass
@@ -153,37 +169,13 @@ impl UNetConfig {
     /// connection (48 channels, 192 bytes, for the default network). GPU
     /// runtimes allocate each tensor as one buffer and cap its size (WebGPU's
     /// `maxStorageBufferBindingSize`, 128 MiB on many adapters), so this,
-    /// not the total, bounds the tile side there. Mirrors the layer walk of
-    /// [`super::UNet`].
+    /// not the total, bounds the tile side there.
     pub fn widest_tensor_bytes_per_pixel(&self) -> f64 {
-        let widths = self.level_channels();
-        let last = widths.len() - 1;
-        let mut scale = 1.0;
-        let mut channels = self.base_channels;
-        let mut widest = channels.max(self.image_channels) as f64;
-        let mut skips = vec![(channels, scale)];
-        for (level, &width) in widths.iter().enumerate() {
-            for _ in 0..self.blocks_per_level {
-                channels = width;
-                widest = widest.max(channels as f64 * scale);
-                skips.push((channels, scale));
-            }
-            if level < last {
-                scale /= 4.0;
-                skips.push((channels, scale));
-            }
-        }
-        for (level, &width) in widths.iter().enumerate().rev() {
-            for _ in 0..=self.blocks_per_level {
-                let (skip, _) = skips.pop().unwrap_or((0, scale));
-                widest = widest.max((channels + skip) as f64 * scale);
-                channels = width;
-            }
-            if level > 0 {
-                scale *= 4.0;
-                widest = widest.max(channels as f64 * scale);
-            }
-        }
+        let widest = self
+            .convolutions()
+            .iter()
+            .map(|c| (c.input as f64 * c.input_scale).max(c.output as f64 * c.output_scale))
+            .fold(0.0, f64::max);
         4.0 * widest
     }
 
@@ -209,4 +201,14 @@ impl UNetConfig {
         }
         4.0 * (stored + working)
     }
+}
+
+/// One convolution of the network: channels in and out, kernel side, and
+/// the scale (pixels per input pixel) of the map it reads and writes.
+struct Convolution {
+    input: usize,
+    output: usize,
+    kernel: usize,
+    input_scale: f64,
+    output_scale: f64,
 }

@@ -253,12 +253,13 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
         if parent.canonicalize().ok().is_some_and(|p| run.canonicalize().ok() == Some(p)) {
             bail!("--init-from {} names this run itself; resume it without --init-from", parent.display());
         }
-        if checkpoint::find(parent).is_none() {
-            bail!("--init-from {}: no checkpoint there", parent.display());
-        }
         config.init_from = Some(parent.clone());
     }
     config.validate()?;
+    // Refused here, before the new run directory exists.
+    if let Some(parent) = &config.init_from {
+        train::check_parent(parent, &config)?;
+    }
     std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
     write_config(&path, &config)?;
     Ok(config)

@@ -235,6 +235,20 @@ pub fn loss_for_batch<B: Backend>(
     charbonnier(model.forward(x_t, t), batch.clean.clone())
 }
 
+/// The configuration of the run in `parent`, if a run with `config` can
+/// start from it: it has a checkpoint and the same model configuration.
+pub fn check_parent(parent: &Path, config: &TrainConfig) -> Result<TrainConfig, TrainError> {
+    let fail = |reason: String| TrainError::Parent { path: parent.to_path_buf(), reason };
+    let parent_config = TrainConfig::read(parent).map_err(|e| fail(e.to_string()))?;
+    if parent_config.model != config.model {
+        return Err(fail(format!("its model configuration {:?} differs from this run's {:?}", parent_config.model, config.model)));
+    }
+    if checkpoint::find(parent).is_none() {
+        return Err(fail("it has no checkpoint".into()));
+    }
+    Ok(parent_config)
+}
+
 /// The newest EMA weights of the run in `parent`, loaded into `fresh`, and
 /// the parent's history. The parent must have the same model configuration.
 fn start_from_parent<B: AutodiffBackend>(
@@ -243,11 +257,7 @@ fn start_from_parent<B: AutodiffBackend>(
     fresh: UNet<B>,
     device: &B::Device,
 ) -> Result<(UNet<B>, Lineage), TrainError> {
-    let fail = |reason: String| TrainError::Parent { path: parent.to_path_buf(), reason };
-    let parent_config = TrainConfig::read(parent).map_err(|e| fail(e.to_string()))?;
-    if parent_config.model != config.model {
-        return Err(fail(format!("its model configuration {:?} differs from this run's {:?}", parent_config.model, config.model)));
-    }
+    let parent_config = check_parent(parent, config)?;
     let (model, state) = checkpoint::load_average::<B>(parent, fresh, device)?;
     let lineage = Lineage {
         run: parent.display().to_string(),
@@ -287,17 +297,17 @@ pub fn train<B: AutodiffBackend>(
     let fresh = config.model.init::<B>(device).map_err(|e| TrainError::Config(e.to_string()))?;
     let (mut model, mut average, mut state) = match checkpoint::load::<B, _>(run_dir, fresh.clone(), &mut optimizer, device)? {
         Some(Checkpoint { model, average, state }) => (model, average, state),
-        None => match &config.init_from {
-            Some(parent) => {
-                let (model, lineage) = start_from_parent::<B>(parent, config, fresh, device)?;
-                let average = model.valid();
-                (model, average, RunState { initialised_from: Some(lineage), ..RunState::new(config.seed) })
-            }
-            None => {
-                let average = fresh.valid();
-                (fresh, average, RunState::new(config.seed))
-            }
-        },
+        None => {
+            let (model, lineage) = match &config.init_from {
+                Some(parent) => {
+                    let (model, lineage) = start_from_parent::<B>(parent, config, fresh, device)?;
+                    (model, Some(lineage))
+                }
+                None => (fresh, None),
+            };
+            let average = model.valid();
+            (model, average, RunState { initialised_from: lineage, ..RunState::new(config.seed) })
+        }
     };
     let mut log = curves::Log::open(run_dir, state.step).map_err(|source| TrainError::Io { path: run_dir.join(curves::LOG_FILE), source })?;
 
