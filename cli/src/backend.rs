@@ -92,3 +92,10 @@ pub fn resolve(choice: BackendChoice) -> Result<Resolved> {
 pub fn max_buffer_bytes<R: cubecl::Runtime>(device: &R::Device) -> Option<usize> {
     Some(R::client(device).properties().memory.max_page_size as usize)
 }
+
+/// (reserved, in use) bytes of burn's GPU memory pools on a device, as
+/// burn's runtime (cubecl) counts them.
+pub fn pool_bytes<R: cubecl::Runtime>(device: &R::Device) -> Option<(u64, u64)> {
+    let usage = R::client(device).memory_usage().ok()?;
+    Some((usage.bytes_reserved, usage.bytes_in_use))
+}

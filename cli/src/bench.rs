@@ -28,7 +28,7 @@ use realdenoise::tiling::{PlanarImage, TileGrid};
 use realdenoise::{DenoiseOptions, Denoiser, SamplerKind};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::max_buffer_bytes;
+use crate::backend::{max_buffer_bytes, pool_bytes};
 use crate::BenchArgs;
 
 /// A backend the benchmark can run.
@@ -488,22 +488,22 @@ fn single(args: &BenchArgs) -> Result<()> {
     let measurement = match (backend, precision) {
         (BenchBackend::Cpu, _) => measure::<burn::backend::NdArray>(&config, &Default::default(), "cpu", cpu_model(), |_| None, |_| None)?,
         (BenchBackend::Wgpu, Precision::F16) => {
-            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
+            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), pool_bytes::<cubecl::wgpu::WgpuRuntime>, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
         }
         (BenchBackend::Wgpu, _) => {
-            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), wgpu_memory, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
+            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), pool_bytes::<cubecl::wgpu::WgpuRuntime>, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F32) => {
-            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
+            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F16) => {
-            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
+            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::Bf16) => {
-            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), cuda_memory, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
+            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
         }
         #[cfg(not(feature = "cuda"))]
         (BenchBackend::Cuda, _) => {
@@ -523,20 +523,6 @@ struct SingleConfig {
     memory_mib: usize,
     weights: PathBuf,
     precision: Precision,
-}
-
-/// (reserved, in use) bytes of burn's GPU memory pools.
-fn wgpu_memory(device: &burn::backend::wgpu::WgpuDevice) -> Option<(u64, u64)> {
-    use cubecl::Runtime;
-    let usage = cubecl::wgpu::WgpuRuntime::client(device).memory_usage().ok()?;
-    Some((usage.bytes_reserved, usage.bytes_in_use))
-}
-
-#[cfg(feature = "cuda")]
-fn cuda_memory(device: &burn::backend::cuda::CudaDevice) -> Option<(u64, u64)> {
-    use cubecl::Runtime;
-    let usage = cubecl::cuda::CudaRuntime::client(device).memory_usage().ok()?;
-    Some((usage.bytes_reserved, usage.bytes_in_use))
 }
 
 /// A photo-like 8-bit test image: gradients, edges and seeded noise.
