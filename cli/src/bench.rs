@@ -201,18 +201,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 fn weights_path(args: &BenchArgs) -> Result<PathBuf> {
     match &args.weights {
         Some(path) => Ok(path.clone()),
-        None => {
-            // The same lookup as `denoise`: $REALDENOISE_WEIGHTS_DIR or the
-            // repository's weights/, trained weights first.
-            let directory = std::env::var_os("REALDENOISE_WEIGHTS_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights"));
-            ["realdenoise.rdnz", "realdenoise-untrained.rdnz"]
-                .iter()
-                .map(|name| directory.join(name))
-                .find(|path| path.exists())
-                .with_context(|| format!("no weights in {}; pass --weights FILE", directory.display()))
-        }
+        None => crate::denoise::default_weights(),
     }
 }
 

@@ -52,12 +52,19 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     }
 }
 
-/// Where the shipped weights are: `$REALDENOISE_WEIGHTS_DIR` or the
-/// repository's `weights/`.
-fn default_weights() -> Result<PathBuf> {
-    let directory = std::env::var_os("REALDENOISE_WEIGHTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights"));
+/// Where the shipped weights are: `$REALDENOISE_WEIGHTS_DIR`, else the
+/// `weights/` of the checkout the binary was built in, or, when that checkout
+/// is gone (a deleted CI clone, a copied binary), `weights/` under the
+/// current directory. Trained weights first.
+pub fn default_weights() -> Result<PathBuf> {
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights");
+    let directory = std::env::var_os("REALDENOISE_WEIGHTS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        if built_in.is_dir() {
+            built_in
+        } else {
+            PathBuf::from("weights")
+        }
+    });
     SHIPPED_WEIGHTS
         .iter()
         .map(|name| directory.join(name))

@@ -213,10 +213,14 @@ weights {} ({} iterations). Mean PSNR (dB) / SSIM; the default ({default_method}
 }
 
 fn run_baselines(pairs: &Path, out: &Path) -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("baselines");
-    let status = Command::new("bash").arg(root.join("setup.sh")).status().context("cannot run training/baselines/setup.sh")?;
+    let root = crate::data::training_path("baselines");
+    let setup = root.join("setup.sh");
+    if !setup.is_file() {
+        bail!("the baselines' scripts are not at {}: run eval from the repository root", setup.display());
+    }
+    let status = Command::new("bash").arg(&setup).status().with_context(|| format!("cannot run {}", setup.display()))?;
     if !status.success() {
-        bail!("training/baselines/setup.sh failed ({status})");
+        bail!("{} failed ({status})", setup.display());
     }
     let python = root.join(".venv/bin/python");
     let status = Command::new(&python)
