@@ -8,8 +8,12 @@
 //! - [`tiling`]: overlapping, feathered tiles for images of any size.
 //! - [`weights`]: the `.rdnz` weights file.
 //! - [`denoiser`]: the pipeline that ties them together.
+//! - [`checkout`] (native only): paths inside the repository, for the
+//!   workspace's binaries.
 //! - `web` (wasm32 only): the JavaScript API.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod checkout;
 pub mod denoiser;
 pub mod diffusion;
 pub mod model;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
+use realdenoise::checkout::repository_path;
 use realdenoise::denoiser::{block_on, Callback, DEFAULT_MEMORY_BUDGET};
 use realdenoise::{DenoiseOptions, Denoiser};
 
@@ -53,18 +54,9 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
 }
 
 /// Where the shipped weights are: `$REALDENOISE_WEIGHTS_DIR`, else the
-/// `weights/` of the checkout the binary was built in, or, when that checkout
-/// is gone (a deleted CI clone, a copied binary), `weights/` under the
-/// current directory. Trained weights first.
+/// repository's `weights/` (see [`repository_path`]). Trained weights first.
 pub fn default_weights() -> Result<PathBuf> {
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights");
-    let directory = std::env::var_os("REALDENOISE_WEIGHTS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        if built_in.is_dir() {
-            built_in
-        } else {
-            PathBuf::from("weights")
-        }
-    });
+    let directory = std::env::var_os("REALDENOISE_WEIGHTS_DIR").map(PathBuf::from).unwrap_or_else(|| repository_path("weights"));
     SHIPPED_WEIGHTS
         .iter()
         .map(|name| directory.join(name))

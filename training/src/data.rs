@@ -51,20 +51,7 @@ mean of each factor x factor block in linear light (sRGB EOTF, IEC 61966-2-1), r
 
 /// `training/data/set` of this checkout (the default output directory).
 pub fn default_out_dir() -> PathBuf {
-    training_path("data/set")
-}
-
-/// A path inside the checkout's `training/` directory. The binary remembers
-/// where it was built; when that checkout is gone (a deleted CI clone, a
-/// binary copied elsewhere), it uses `training/` under the current directory
-/// rather than pointing at, or creating, a directory that no longer exists.
-pub fn training_path(relative: &str) -> PathBuf {
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if built_in.is_dir() {
-        built_in.join(relative)
-    } else {
-        Path::new("training").join(relative)
-    }
+    realdenoise::checkout::repository_path("training/data/set")
 }
 
 /// Everything that can go wrong while fetching or loading the data.

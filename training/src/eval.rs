@@ -213,7 +213,7 @@ weights {} ({} iterations). Mean PSNR (dB) / SSIM; the default ({default_method}
 }
 
 fn run_baselines(pairs: &Path, out: &Path) -> Result<()> {
-    let root = crate::data::training_path("baselines");
+    let root = realdenoise::checkout::repository_path("training/baselines");
     let setup = root.join("setup.sh");
     if !setup.is_file() {
         bail!("the baselines' scripts are not at {}: run eval from the repository root", setup.display());
