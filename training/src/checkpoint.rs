@@ -7,6 +7,11 @@
 //! The random state is not a blob: every random draw is derived from
 //! `(seed, step)` (see [`crate::batch::stream`]), so `seed` and `step`
 //! are the whole random state.
+//!
+//! Next to the newest checkpoint, a run keeps the EMA average that scored
+//! highest in validation so far (`best/`): a long run's validation score
+//! can peak before its end, and the newest weights are then not the ones
+//! to ship (`export --best`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +26,10 @@ const DIR: &str = "checkpoint";
 const PARTIAL: &str = "checkpoint.partial";
 const PREVIOUS: &str = "checkpoint.previous";
 const STATE: &str = "state.json";
+const BEST: &str = "best";
+const BEST_PARTIAL: &str = "best.partial";
+const BEST_PREVIOUS: &str = "best.previous";
+const BEST_SCORE: &str = "validation.json";
 
 /// A stretch of training on one backend (for the model card).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,12 +75,27 @@ impl RunState {
         self.elapsed_seconds + self.initialised_from.as_ref().map_or(0.0, |l| l.state.total_seconds())
     }
 
+    /// Ends the stretch of training on `backend` that began at `first_step`
+    /// and has run `seconds` so far.
+    pub fn close_segment(&mut self, backend: &str, first_step: u64, seconds: f64) {
+        self.elapsed_seconds += seconds;
+        self.segments.push(Segment { backend: backend.into(), first_step, last_step: self.step, seconds });
+    }
+
     /// Whether this run or one it started from trained on a backend whose
     /// name starts with `prefix`.
     pub fn trained_on(&self, prefix: &str) -> bool {
         self.segments.iter().any(|s| s.backend.starts_with(prefix))
             || self.initialised_from.as_ref().is_some_and(|l| l.state.trained_on(prefix))
     }
+}
+
+/// The best validation score of a run so far and the step it was measured at.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BestScore {
+    pub step: u64,
+    /// Mean PSNR (dB) of the run's validation crops.
+    pub validation_psnr: f64,
 }
 
 pub struct Checkpoint<B: AutodiffBackend> {
@@ -122,22 +146,66 @@ pub fn save<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
         partial.join("optimizer"),
         Recorder::<B>::record(&rec, optimizer.to_record(), partial.join("optimizer.bin")).map(|_| ()),
     )?;
-    let state_json = serde_json::to_vec_pretty(state).map_err(|e| CheckpointError::Corrupt { path: partial.join(STATE), reason: e.to_string() })?;
-    std::fs::write(partial.join(STATE), state_json).map_err(io(&partial))?;
+    write_json(&partial.join(STATE), state)?;
+    replace(&partial, &run_dir.join(DIR), &run_dir.join(PREVIOUS))
+}
 
-    let current = run_dir.join(DIR);
-    let previous = run_dir.join(PREVIOUS);
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), CheckpointError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
+    std::fs::write(path, json).map_err(io(path))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+/// Moves the complete directory `partial` to `current`; the old `current`
+/// stays readable as `previous` until the new one is in place.
+fn replace(partial: &Path, current: &Path, previous: &Path) -> Result<(), CheckpointError> {
     if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io(&previous))?;
+        std::fs::remove_dir_all(previous).map_err(io(previous))?;
     }
     if current.exists() {
-        std::fs::rename(&current, &previous).map_err(io(&current))?;
+        std::fs::rename(current, previous).map_err(io(current))?;
     }
-    std::fs::rename(&partial, &current).map_err(io(&partial))?;
+    std::fs::rename(partial, current).map_err(io(partial))?;
     if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io(&previous))?;
+        std::fs::remove_dir_all(previous).map_err(io(previous))?;
     }
     Ok(())
+}
+
+/// Keeps `average` as the run's best EMA weights, with the run's state at
+/// that step and the score that made them the best.
+pub fn save_best<B: burn::tensor::backend::Backend>(
+    run_dir: &Path,
+    average: &UNet<B>,
+    state: &RunState,
+    score: BestScore,
+) -> Result<(), CheckpointError> {
+    let partial = run_dir.join(BEST_PARTIAL);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(io(&partial))?;
+    average
+        .clone()
+        .save_file(partial.join("average"), &recorder())
+        .map_err(|source| CheckpointError::Record { what: "best EMA average", path: partial.join("average"), source })?;
+    write_json(&partial.join(STATE), state)?;
+    write_json(&partial.join(BEST_SCORE), &score)?;
+    replace(&partial, &run_dir.join(BEST), &run_dir.join(BEST_PREVIOUS))
+}
+
+/// The directory of the run's best EMA weights, if any.
+fn find_best(run_dir: &Path) -> Option<PathBuf> {
+    [BEST, BEST_PREVIOUS].iter().map(|d| run_dir.join(d)).find(|d| d.join(BEST_SCORE).is_file())
+}
+
+/// The best validation score of the run so far, if it has validated.
+pub fn read_best(run_dir: &Path) -> Result<Option<BestScore>, CheckpointError> {
+    find_best(run_dir).map(|dir| read_json(&dir.join(BEST_SCORE))).transpose()
 }
 
 /// The directory of the newest complete checkpoint, if any (a run cut off
@@ -148,10 +216,7 @@ pub fn find(run_dir: &Path) -> Option<PathBuf> {
 
 /// Reads the run state of the newest checkpoint without loading tensors.
 pub fn read_state(run_dir: &Path) -> Result<Option<RunState>, CheckpointError> {
-    let Some(dir) = find(run_dir) else { return Ok(None) };
-    let path = dir.join(STATE);
-    let bytes = std::fs::read(&path).map_err(io(&path))?;
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
+    find(run_dir).map(|dir| read_json(&dir.join(STATE))).transpose()
 }
 
 /// Loads the newest checkpoint into `fresh` (which fixes the architecture)
@@ -183,9 +248,32 @@ pub fn load_average<B: burn::tensor::backend::Backend>(
     let Some(dir) = find(run_dir) else {
         return Err(CheckpointError::Corrupt { path: run_dir.to_path_buf(), reason: "no checkpoint in this run directory yet".into() });
     };
-    let state = read_state(run_dir)?.ok_or_else(|| CheckpointError::Corrupt { path: dir.clone(), reason: "state.json missing".into() })?;
+    load_average_in(&dir, fresh, device)
+}
+
+/// Loads the run's best EMA weights (see [`save_best`]), their run state
+/// and score.
+pub fn load_best_average<B: burn::tensor::backend::Backend>(
+    run_dir: &Path,
+    fresh: UNet<B>,
+    device: &B::Device,
+) -> Result<(UNet<B>, RunState, BestScore), CheckpointError> {
+    let Some(dir) = find_best(run_dir) else {
+        return Err(CheckpointError::Corrupt { path: run_dir.to_path_buf(), reason: "this run has kept no best weights (it has not validated yet)".into() });
+    };
+    let score = read_json(&dir.join(BEST_SCORE))?;
+    let (average, state) = load_average_in(&dir, fresh, device)?;
+    Ok((average, state, score))
+}
+
+fn load_average_in<B: burn::tensor::backend::Backend>(
+    dir: &Path,
+    fresh: UNet<B>,
+    device: &B::Device,
+) -> Result<(UNet<B>, RunState), CheckpointError> {
+    let state = read_json(&dir.join(STATE))?;
     let average = fresh
         .load_file(dir.join("average"), &recorder(), device)
-        .map_err(|e| CheckpointError::Corrupt { path: dir.clone(), reason: format!("EMA average: {e}") })?;
+        .map_err(|e| CheckpointError::Corrupt { path: dir.to_path_buf(), reason: format!("EMA average: {e}") })?;
     Ok((average, state))
 }

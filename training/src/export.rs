@@ -9,7 +9,7 @@ use burn::backend::NdArray;
 use realdenoise::weights::{to_bytes, TrainingMetadata};
 use realdenoise::SamplerKind;
 
-use crate::checkpoint::{self, RunState};
+use crate::checkpoint::{self, BestScore, RunState};
 use crate::train::TrainConfig;
 
 /// What the shipped model was trained on, for the weights header and card.
@@ -43,6 +43,10 @@ pub struct ExportArgs {
     /// Hardware description for the card (default: from the run's segments).
     #[arg(long)]
     pub hardware: Option<String>,
+    /// Export the EMA weights that scored best in the run's validation
+    /// (kept in RUN/best) instead of the newest ones.
+    #[arg(long)]
+    pub best: bool,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
@@ -57,7 +61,13 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let config = TrainConfig::read(&args.run)?;
     let device = Default::default();
     let fresh = config.model.init::<NdArray>(&device)?;
-    let (average, state) = checkpoint::load_average::<NdArray>(&args.run, fresh, &device)?;
+    let (average, state, best) = if args.best {
+        let (average, state, best) = checkpoint::load_best_average::<NdArray>(&args.run, fresh, &device)?;
+        (average, state, Some(best))
+    } else {
+        let (average, state) = checkpoint::load_average::<NdArray>(&args.run, fresh, &device)?;
+        (average, state, None)
+    };
     let hardware = args.hardware.clone().unwrap_or_else(|| describe_history(&state));
     let metadata = TrainingMetadata {
         trained: true,
@@ -87,7 +97,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
         None => None,
     };
-    let card = model_card(&config, &state, &metadata, &hardware, bytes.len(), scores.as_deref());
+    let card = model_card(&config, &state, best, &metadata, &hardware, bytes.len(), scores.as_deref());
     write_atomically(&args.card, card.as_bytes())?;
     println!("wrote {} ({} bytes) and {}", args.out.display(), bytes.len(), args.card.display());
     Ok(())
@@ -132,6 +142,7 @@ pub fn describe_segments(state: &RunState) -> String {
 fn model_card(
     config: &TrainConfig,
     state: &RunState,
+    best: Option<BestScore>,
     metadata: &TrainingMetadata,
     hardware: &str,
     size: usize,
@@ -176,6 +187,14 @@ t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
         config.gradient_clip_norm,
         config.ema_decay
     );
+    if let Some(best) = best {
+        let _ = writeln!(
+            s,
+            "- Shipped: the EMA weights at step {}, the best of the run's validations so far ({:.2} dB mean PSNR on \
+{} validation crops of {}px at mid noise, {} steps), not necessarily its newest.",
+            best.step, best.validation_psnr, config.validation_photos, config.validation_patch, config.validation_steps
+        );
+    }
     if let Some(parent) = &state.initialised_from {
         let _ = writeln!(
             s,
@@ -241,9 +260,13 @@ mod tests {
         assert_eq!(describe_history(&child), "cpu: steps 0-3800 in 120.0 min (runs/main), then cuda: steps 0-500 in 10.0 min");
         assert_eq!(child.total_seconds(), 7800.0);
         assert!(child.trained_on("cuda") && child.trained_on("cpu") && !child.trained_on("wgpu"));
-        let card = model_card(&TrainConfig::default(), &child, &realdenoise::TrainingMetadata::untrained(), &describe_history(&child), 1000, None);
+        let card = model_card(&TrainConfig::default(), &child, None, &realdenoise::TrainingMetadata::untrained(), &describe_history(&child), 1000, None);
         assert!(card.contains("Started from the EMA weights of the run `runs/main` after its 3800 steps of 8 crops of 64x64"), "{card}");
         assert!(card.contains("2.17 h in total"), "{card}");
         assert!(!card.contains("Reduced schedule"), "a run with CUDA segments is not a reduced CPU schedule: {card}");
+        assert!(!card.contains("best of the run's validations"), "newest weights are not called the best: {card}");
+        let best = BestScore { step: 450, validation_psnr: 28.274 };
+        let card = model_card(&TrainConfig::default(), &child, Some(best), &realdenoise::TrainingMetadata::untrained(), "cpu", 1000, None);
+        assert!(card.contains("the EMA weights at step 450, the best of the run's validations so far (28.27 dB"), "{card}");
     }
 }

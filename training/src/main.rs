@@ -309,6 +309,9 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         loss.last,
         summary.last_validation_psnr.map_or("not measured".into(), |p| format!("{p:.2} dB")),
     );
+    if let Some(best) = summary.best {
+        println!("best validation so far: {:.2} dB at step {} (export it with `export --best`)", best.validation_psnr, best.step);
+    }
     Ok(())
 }
 

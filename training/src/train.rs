@@ -20,7 +20,7 @@ use realdenoise::{UNet, UNetConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{centre_crop, draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
-use crate::checkpoint::{self, Checkpoint, Lineage, RunState, Segment};
+use crate::checkpoint::{self, BestScore, Checkpoint, Lineage, RunState};
 use crate::curves::{self, LogRow};
 use crate::metrics::psnr;
 
@@ -108,7 +108,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         self.model.validate().map_err(|e| TrainError::Config(e.to_string()))?;
         let multiple = self.model.size_multiple() as u32;
-        if self.patch_size == 0 || self.patch_size % multiple != 0 {
+        if self.patch_size == 0 || !self.patch_size.is_multiple_of(multiple) {
             return Err(TrainError::Config(format!("patch size {} must be a positive multiple of {multiple}", self.patch_size)));
         }
         if self.batch_size == 0 || self.iterations == 0 {
@@ -148,6 +148,8 @@ pub struct TrainSummary {
     /// `None` when the call took no step (the run was already finished).
     pub mean_loss: Option<LossTrend>,
     pub last_validation_psnr: Option<f64>,
+    /// The run's best validation score so far (its weights are in `best/`).
+    pub best: Option<BestScore>,
 }
 
 /// Mean training loss over the first and the last fifth of one call's steps.
@@ -309,6 +311,7 @@ pub fn train<B: AutodiffBackend>(
             (model, average, RunState { initialised_from: lineage, ..RunState::new(config.seed) })
         }
     };
+    let mut best = checkpoint::read_best(run_dir)?;
     let mut log = curves::Log::open(run_dir, state.step).map_err(|source| TrainError::Io { path: run_dir.join(curves::LOG_FILE), source })?;
 
     let first_step = state.step;
@@ -368,6 +371,13 @@ pub fn train<B: AutodiffBackend>(
                 let score = validation.score(&average, config.validation_steps, device);
                 let one_step = validation.score(&average, 1, device);
                 last_psnr = Some(score);
+                if score.is_finite() && best.is_none_or(|b| score > b.validation_psnr) {
+                    let score = BestScore { step: state.step, validation_psnr: score };
+                    let mut snapshot = state.clone();
+                    snapshot.close_segment(backend_name, segment_first, segment_start.elapsed().as_secs_f64());
+                    checkpoint::save_best(run_dir, &average, &snapshot, score)?;
+                    best = Some(score);
+                }
                 bar.println(format!("step {}: validation PSNR {score:.2} dB ({} steps), {one_step:.2} dB (1 step)", state.step, config.validation_steps));
                 Some((score, one_step))
             } else {
@@ -382,8 +392,7 @@ pub fn train<B: AutodiffBackend>(
 
             let out_of_time = deadline.is_some_and(|d| started.elapsed().as_secs_f64() >= d);
             if state.step % config.checkpoint_every == 0 || state.step == end || out_of_time {
-                state.elapsed_seconds += segment_start.elapsed().as_secs_f64();
-                state.segments.push(Segment { backend: backend_name.into(), first_step: segment_first, last_step: state.step, seconds: segment_start.elapsed().as_secs_f64() });
+                state.close_segment(backend_name, segment_first, segment_start.elapsed().as_secs_f64());
                 checkpoint::save(run_dir, &model, &average, &optimizer, &state)?;
                 segment_start = Instant::now();
                 segment_first = state.step;
@@ -406,6 +415,7 @@ pub fn train<B: AutodiffBackend>(
         seconds: started.elapsed().as_secs_f64(),
         mean_loss: LossTrend::of(&losses),
         last_validation_psnr: last_psnr,
+        best,
     })
 }
 

@@ -188,3 +188,63 @@ fn a_run_initialised_from_another_starts_from_its_average_and_records_it() {
         .expect_err("an architecture mismatch must fail");
     assert!(error.to_string().contains("model configuration"), "{error}");
 }
+
+#[test]
+fn the_best_validated_average_is_kept_across_a_resume() {
+    let _turn = serial();
+    let photos = photos();
+    // The second half validates at high noise, where every score is lower
+    // than at low noise: the best must stay in the first half, so keeping
+    // the newest weights instead would fail this test.
+    let low = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::Low), 3);
+    let high = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::High), 3);
+    let config = TrainConfig { validate_every: 1, ..tiny_config(8) };
+    let device = Default::default();
+    let run = tempfile::tempdir().expect("tempdir");
+    train::<Backend>(run.path(), &config, &photos, &low, &noise(), "cpu", &device, StopAfter { steps: Some(4), minutes: None }).expect("first half");
+    let summary = train::<Backend>(run.path(), &config, &photos, &high, &noise(), "cpu", &device, StopAfter::default()).expect("second half");
+
+    // Every step validated; the kept score is the highest in the log.
+    let log = std::fs::read_to_string(run.path().join("log.csv")).expect("log");
+    let scores: Vec<(u64, f64)> = log
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[0].parse().expect("step"), fields[4].parse().expect("validation PSNR"))
+        })
+        .collect();
+    assert_eq!(scores.len(), 8);
+    let (best_step, best_psnr) = scores.iter().copied().fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+    let kept = checkpoint::read_best(run.path()).expect("readable").expect("a best average is kept");
+    assert_eq!(summary.best, Some(kept));
+    assert_eq!(kept.step, best_step, "log: {scores:?}");
+    assert!(kept.step <= 4, "the best score is a low-noise one: {scores:?}");
+    assert!((kept.validation_psnr - best_psnr).abs() < 1e-4, "kept {} dB, the log's best is {best_psnr} dB", kept.validation_psnr);
+
+    // The kept weights are the ones that scored, with the state of their step.
+    let fresh = config.model.init::<NdArray>(&device).expect("model");
+    let (average, state, score) = checkpoint::load_best_average::<NdArray>(run.path(), fresh, &device).expect("best weights");
+    assert_eq!(score, kept);
+    assert_eq!(state.step, kept.step);
+    assert_eq!(state.segments.last().map(|s| s.last_step), Some(kept.step));
+    let rescored = low.score(&average, config.validation_steps, &device);
+    assert!((rescored - kept.validation_psnr).abs() < 1e-3, "the kept weights score {rescored} dB, not {} dB", kept.validation_psnr);
+}
+
+#[test]
+fn a_run_that_never_validated_has_no_best_weights_to_load() {
+    let _turn = serial();
+    let photos = photos();
+    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
+    let config = tiny_config(10);
+    let device = Default::default();
+    let run = tempfile::tempdir().expect("tempdir");
+    train::<Backend>(run.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(2), minutes: None }).expect("two steps");
+    assert_eq!(checkpoint::read_best(run.path()).expect("readable"), None);
+    let fresh = config.model.init::<NdArray>(&device).expect("model");
+    let Err(error) = checkpoint::load_best_average::<NdArray>(run.path(), fresh, &device) else {
+        panic!("a run that never validated loaded best weights");
+    };
+    assert!(error.to_string().contains("no best weights"), "{error}");
+}
