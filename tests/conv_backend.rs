@@ -1,6 +1,7 @@
-//! The vendored burn-ndarray lowers convolutions to im2col + GEMM (see
-//! vendor/README.md). These tests hold its conv2d and conv_transpose2d to
-//! plain reference loops on the shapes the model and its gradients use.
+//! The vendored burn-ndarray lowers convolutions to im2col + GEMM and
+//! computes the sigmoid in one pass (see vendor/README.md). These tests hold
+//! its conv2d and conv_transpose2d to plain reference loops on the shapes
+//! the model and its gradients use, and its sigmoid to the logistic function.
 
 mod common;
 
@@ -131,5 +132,20 @@ fn conv_transpose2d_matches_the_reference_loops() {
         assert_eq!(out.dims(), shape, "case {i}");
         let diff = max_abs_diff(&values(out), &expected);
         assert!(diff < 1e-4, "case {i}: max difference {diff}");
+    }
+}
+
+#[test]
+fn sigmoid_is_the_logistic_function_even_where_exp_overflows() {
+    use burn::tensor::activation::{sigmoid, silu};
+    let inputs = [-1000.0f32, -100.0, -20.0, -3.5, -1.0, -1e-3, 0.0, 1e-3, 0.25, 1.0, 3.5, 20.0, 100.0, 1000.0];
+    let x = Tensor::<Cpu, 1>::from_floats(inputs, &device());
+    let sig = sigmoid(x.clone()).into_data().convert::<f32>().into_vec::<f32>().expect("f32 data");
+    let swish = silu(x).into_data().convert::<f32>().into_vec::<f32>().expect("f32 data");
+    for ((&v, &s), &w) in inputs.iter().zip(&sig).zip(&swish) {
+        let expected = 1.0 / (1.0 + (-(v as f64)).exp());
+        assert!(s.is_finite() && (s as f64 - expected).abs() <= 1e-7 + 1e-6 * expected, "sigmoid({v}) = {s}, expected {expected}");
+        let expected_silu = v as f64 * expected;
+        assert!(w.is_finite() && (w as f64 - expected_silu).abs() <= 1e-6 * (1.0 + expected_silu.abs()), "silu({v}) = {w}, expected {expected_silu}");
     }
 }
