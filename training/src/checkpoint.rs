@@ -22,14 +22,53 @@ use burn::tensor::backend::AutodiffBackend;
 use realdenoise::UNet;
 use serde::{Deserialize, Serialize};
 
-const DIR: &str = "checkpoint";
-const PARTIAL: &str = "checkpoint.partial";
-const PREVIOUS: &str = "checkpoint.previous";
 const STATE: &str = "state.json";
-const BEST: &str = "best";
-const BEST_PARTIAL: &str = "best.partial";
-const BEST_PREVIOUS: &str = "best.previous";
 const BEST_SCORE: &str = "validation.json";
+
+/// A directory of a run that is replaced whole: written complete under
+/// `partial`, then swapped in by renames, so a run cut off at any moment
+/// leaves a complete copy under `current` or `previous`. `marker` is the
+/// file written last, which makes a copy complete.
+struct Slot {
+    current: &'static str,
+    partial: &'static str,
+    previous: &'static str,
+    marker: &'static str,
+}
+
+const CHECKPOINT: Slot = Slot { current: "checkpoint", partial: "checkpoint.partial", previous: "checkpoint.previous", marker: STATE };
+const BEST: Slot = Slot { current: "best", partial: "best.partial", previous: "best.previous", marker: BEST_SCORE };
+
+impl Slot {
+    /// Fills a fresh `partial` directory with `fill`, then swaps it in; the
+    /// old copy stays readable as `previous` until the new one is in place.
+    fn write(&self, run_dir: &Path, fill: impl FnOnce(&Path) -> Result<(), CheckpointError>) -> Result<(), CheckpointError> {
+        let partial = run_dir.join(self.partial);
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
+        }
+        std::fs::create_dir_all(&partial).map_err(io(&partial))?;
+        fill(&partial)?;
+        let (current, previous) = (run_dir.join(self.current), run_dir.join(self.previous));
+        if previous.exists() {
+            std::fs::remove_dir_all(&previous).map_err(io(&previous))?;
+        }
+        if current.exists() {
+            std::fs::rename(&current, &previous).map_err(io(&current))?;
+        }
+        std::fs::rename(&partial, &current).map_err(io(&partial))?;
+        if previous.exists() {
+            std::fs::remove_dir_all(&previous).map_err(io(&previous))?;
+        }
+        Ok(())
+    }
+
+    /// The complete copy, if any (a run cut off between the two renames of
+    /// [`Slot::write`] left it under the previous name).
+    fn find(&self, run_dir: &Path) -> Option<PathBuf> {
+        [self.current, self.previous].iter().map(|d| run_dir.join(d)).find(|d| d.join(self.marker).is_file())
+    }
+}
 
 /// A stretch of training on one backend (for the model card).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,24 +169,20 @@ pub fn save<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
     optimizer: &O,
     state: &RunState,
 ) -> Result<(), CheckpointError> {
-    let partial = run_dir.join(PARTIAL);
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
-    }
-    std::fs::create_dir_all(&partial).map_err(io(&partial))?;
-    let rec = recorder();
-    let record = |what, path: PathBuf, result: Result<(), RecorderError>| {
-        result.map_err(|source| CheckpointError::Record { what, path, source })
-    };
-    record("model", partial.join("model"), model.clone().save_file(partial.join("model"), &rec))?;
-    record("EMA average", partial.join("average"), average.clone().save_file(partial.join("average"), &rec))?;
-    record(
-        "optimiser",
-        partial.join("optimizer"),
-        Recorder::<B>::record(&rec, optimizer.to_record(), partial.join("optimizer.bin")).map(|_| ()),
-    )?;
-    write_json(&partial.join(STATE), state)?;
-    replace(&partial, &run_dir.join(DIR), &run_dir.join(PREVIOUS))
+    CHECKPOINT.write(run_dir, |dir| {
+        let rec = recorder();
+        let record = |what, path: PathBuf, result: Result<(), RecorderError>| {
+            result.map_err(|source| CheckpointError::Record { what, path, source })
+        };
+        record("model", dir.join("model"), model.clone().save_file(dir.join("model"), &rec))?;
+        record("EMA average", dir.join("average"), average.clone().save_file(dir.join("average"), &rec))?;
+        record(
+            "optimiser",
+            dir.join("optimizer"),
+            Recorder::<B>::record(&rec, optimizer.to_record(), dir.join("optimizer.bin")).map(|_| ()),
+        )?;
+        write_json(&dir.join(STATE), state)
+    })
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), CheckpointError> {
@@ -160,58 +195,32 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Checkpoin
     serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })
 }
 
-/// Moves the complete directory `partial` to `current`; the old `current`
-/// stays readable as `previous` until the new one is in place.
-fn replace(partial: &Path, current: &Path, previous: &Path) -> Result<(), CheckpointError> {
-    if previous.exists() {
-        std::fs::remove_dir_all(previous).map_err(io(previous))?;
-    }
-    if current.exists() {
-        std::fs::rename(current, previous).map_err(io(current))?;
-    }
-    std::fs::rename(partial, current).map_err(io(partial))?;
-    if previous.exists() {
-        std::fs::remove_dir_all(previous).map_err(io(previous))?;
-    }
-    Ok(())
-}
-
 /// Keeps `average` as the run's best EMA weights, with the run's state at
-/// that step and the score that made them the best.
+/// that step and the score that made them the best (written last).
 pub fn save_best<B: burn::tensor::backend::Backend>(
     run_dir: &Path,
     average: &UNet<B>,
     state: &RunState,
     score: BestScore,
 ) -> Result<(), CheckpointError> {
-    let partial = run_dir.join(BEST_PARTIAL);
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
-    }
-    std::fs::create_dir_all(&partial).map_err(io(&partial))?;
-    average
-        .clone()
-        .save_file(partial.join("average"), &recorder())
-        .map_err(|source| CheckpointError::Record { what: "best EMA average", path: partial.join("average"), source })?;
-    write_json(&partial.join(STATE), state)?;
-    write_json(&partial.join(BEST_SCORE), &score)?;
-    replace(&partial, &run_dir.join(BEST), &run_dir.join(BEST_PREVIOUS))
-}
-
-/// The directory of the run's best EMA weights, if any.
-fn find_best(run_dir: &Path) -> Option<PathBuf> {
-    [BEST, BEST_PREVIOUS].iter().map(|d| run_dir.join(d)).find(|d| d.join(BEST_SCORE).is_file())
+    BEST.write(run_dir, |dir| {
+        average
+            .clone()
+            .save_file(dir.join("average"), &recorder())
+            .map_err(|source| CheckpointError::Record { what: "best EMA average", path: dir.join("average"), source })?;
+        write_json(&dir.join(STATE), state)?;
+        write_json(&dir.join(BEST_SCORE), &score)
+    })
 }
 
 /// The best validation score of the run so far, if it has validated.
 pub fn read_best(run_dir: &Path) -> Result<Option<BestScore>, CheckpointError> {
-    find_best(run_dir).map(|dir| read_json(&dir.join(BEST_SCORE))).transpose()
+    BEST.find(run_dir).map(|dir| read_json(&dir.join(BEST_SCORE))).transpose()
 }
 
-/// The directory of the newest complete checkpoint, if any (a run cut off
-/// between the two renames of [`save`] left it under the previous name).
+/// The directory of the newest complete checkpoint, if any.
 pub fn find(run_dir: &Path) -> Option<PathBuf> {
-    [DIR, PREVIOUS].iter().map(|d| run_dir.join(d)).find(|d| d.join(STATE).is_file())
+    CHECKPOINT.find(run_dir)
 }
 
 /// Reads the run state of the newest checkpoint without loading tensors.
@@ -258,7 +267,7 @@ pub fn load_best_average<B: burn::tensor::backend::Backend>(
     fresh: UNet<B>,
     device: &B::Device,
 ) -> Result<(UNet<B>, RunState, BestScore), CheckpointError> {
-    let Some(dir) = find_best(run_dir) else {
+    let Some(dir) = BEST.find(run_dir) else {
         return Err(CheckpointError::Corrupt { path: run_dir.to_path_buf(), reason: "this run has kept no best weights (it has not validated yet)".into() });
     };
     let score = read_json(&dir.join(BEST_SCORE))?;
