@@ -6,6 +6,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbaImage;
 
 use crate::diffusion::{Predictor, SamplerKind, Schedule, ScheduleError};
+use crate::ensemble::{Ensemble, PredictionMean};
 use crate::model::{UNet, UNetConfig};
 use crate::tiling::{tile_side_for_budget, BandBlender, Overlap, Tile, TileGrid, TiledImage, TilingError};
 use crate::weights::{self, Header, WeightsError};
@@ -21,6 +22,9 @@ pub struct DenoiseOptions {
     /// Network evaluations per tile (a strided subset of `T`).
     pub steps: usize,
     pub sampler: SamplerKind,
+    /// Orientations averaged at every step (see [`crate::ensemble`]); each
+    /// costs one more network evaluation per step.
+    pub ensemble: Ensemble,
     /// 1 = full denoising (input taken as `x_T`); lower = lighter; 0 = none.
     pub strength: f32,
     /// Tile side in pixels; `None` derives it from `memory_budget`.
@@ -40,6 +44,7 @@ impl Default for DenoiseOptions {
         Self {
             steps: 4,
             sampler: SamplerKind::Improved,
+            ensemble: Ensemble::Off,
             strength: 1.0,
             tile_size: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
@@ -58,6 +63,10 @@ pub struct Progress {
     /// 1-based tile index.
     pub tile: usize,
     pub tiles: usize,
+    /// Network evaluations done within the current step (0 to
+    /// `evaluations`): more than one per step with an [`Ensemble`].
+    pub evaluation: usize,
+    pub evaluations: usize,
     pub fraction: f64,
 }
 
@@ -258,15 +267,18 @@ pub async fn denoise_in_place<B: Backend>(
     let tile_size = resolve_tile_size(config, options);
     check_buffer_limit(config, options, tile_size, width, height)?;
     let grid = TileGrid::new(width, height, tile_size, options.overlap, config.size_multiple())?;
+    let orientations = options.ensemble.orientations();
+    let evaluations = orientations.len();
     if schedule.is_empty() {
         // Strength 0: the input is already x_0.
         let tiles = grid.len();
-        observer.progress(Progress { step: 0, steps: 0, tile: tiles, tiles, fraction: 1.0 }).await?;
+        let done = Progress { step: 0, steps: 0, tile: tiles, tiles, evaluation: 0, evaluations, fraction: 1.0 };
+        observer.progress(done).await?;
         return Ok(());
     }
     let steps = schedule.len();
     let tiles = grid.len();
-    let total = (steps * tiles) as f64;
+    let total = (steps * tiles * evaluations) as f64;
     let sampler = options.sampler.sampler::<B>();
     let mut blender = BandBlender::new(width);
     let mut tile_index = 0;
@@ -274,20 +286,35 @@ pub async fn denoise_in_place<B: Backend>(
     for (row_index, &row) in grid.rows.iter().enumerate() {
         for &column in &grid.columns {
             let tile = Tile { x: column, y: row };
-            let done_before = (tile_index * steps) as f64;
-            observer
-                .progress(Progress { step: 0, steps, tile: tile_index + 1, tiles, fraction: done_before / total })
-                .await?;
+            let tile_start = tile_index * steps * evaluations;
+            let at = |step: usize, evaluation: usize| Progress {
+                step,
+                steps,
+                tile: tile_index + 1,
+                tiles,
+                evaluation,
+                evaluations,
+                fraction: (tile_start + step.saturating_sub(1) * evaluations + evaluation) as f64 / total,
+            };
+            observer.progress(at(0, 0)).await?;
             let planes = image.read_tile(tile);
             let shape = [1, 3, tile.y.len(), tile.x.len()];
             let y = Tensor::<B, 4>::from_data(TensorData::new(planes, shape), device);
             let mut x = y.clone();
             for (index, (t, t_prev)) in schedule.transitions().enumerate() {
-                x = sampler.step(predictor, x, &y, t, t_prev, schedule.timesteps()).0;
-                let fraction = (done_before + (index + 1) as f64) / total;
-                observer
-                    .progress(Progress { step: index + 1, steps, tile: tile_index + 1, tiles, fraction })
-                    .await?;
+                let step = index + 1;
+                let mut x0_hat = PredictionMean::default();
+                for (done, &orientation) in orientations.iter().enumerate() {
+                    x0_hat.add(orientation.predict(predictor, x.clone(), t));
+                    // Between evaluations, so a long ensemble step can be
+                    // watched and cancelled; the step's end is reported below.
+                    if done + 1 < evaluations {
+                        observer.progress(at(step, done + 1)).await?;
+                    }
+                }
+                let x0_hat = x0_hat.mean().expect("an ensemble has at least one orientation");
+                x = sampler.advance(x, x0_hat, &y, t, t_prev, schedule.timesteps());
+                observer.progress(at(step, evaluations)).await?;
             }
             let output = x
                 .clamp(0.0, 1.0)

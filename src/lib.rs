@@ -5,6 +5,8 @@
 //! - [`model`]: the U-Net `S(x_t, t) -> x0_hat`, generic over any backend.
 //! - [`diffusion`]: the forward blend `D(x0, y, t)` and the origin and
 //!   improved samplers behind one [`diffusion::Sampler::step`].
+//! - [`ensemble`]: averaging predictions over flipped and transposed
+//!   copies of the input.
 //! - [`tiling`]: overlapping, feathered tiles for images of any size.
 //! - [`weights`]: the `.rdnz` weights file.
 //! - [`denoiser`]: the pipeline that ties them together.
@@ -16,6 +18,7 @@
 pub mod checkout;
 pub mod denoiser;
 pub mod diffusion;
+pub mod ensemble;
 pub mod model;
 pub mod tiling;
 pub mod weights;
@@ -25,5 +28,6 @@ pub mod web;
 
 pub use denoiser::{DenoiseError, DenoiseOptions, Denoiser, Progress};
 pub use diffusion::{SamplerKind, Schedule};
+pub use ensemble::Ensemble;
 pub use model::{UNet, UNetConfig};
 pub use weights::{TrainingMetadata, WeightsError};

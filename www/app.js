@@ -8,7 +8,7 @@ const ui = {
   backend: $("backend"), backendNote: $("backend-note"),
   empty: $("empty"), fileInput: $("file-input"), choose: $("choose"), openAnother: $("open-another"), example: $("example"),
   viewer: $("viewer"), photoName: $("photo-name"), busy: $("busy"),
-  form: $("settings"), steps: $("steps"), sampler: $("sampler"), strength: $("strength"), strengthValue: $("strength-value"),
+  form: $("settings"), steps: $("steps"), sampler: $("sampler"), ensemble: $("ensemble"), strength: $("strength"), strengthValue: $("strength-value"),
   engineChoice: $("engine-choice"), denoise: $("denoise"), cancel: $("cancel"),
   progress: $("progress"), progressText: $("progress-text"), status: $("status"),
   result: $("result"), summary: $("summary"), download: $("download"),
@@ -21,7 +21,15 @@ const compare = new Compare({
 });
 const engine = new Engine();
 const TITLE = document.title;
-const presets = { fast: 1, balanced: 4, best: 8 };
+// Best averages every step over the eight flips and rotations of the photo
+// (the package's `ensemble: "dihedral"`): on the validation crops one such
+// step beat four plain ones and eight plain ones, for the work of eight.
+const presets = {
+  fast: { steps: 1, ensemble: "off" },
+  balanced: { steps: 4, ensemble: "off" },
+  best: { steps: 1, ensemble: "dihedral" },
+};
+const EVALUATIONS = { off: 1, flips: 4, dihedral: 8 };
 const state = { ready: false, backend: null, info: null, image: null, name: "", run: null, resultUrl: null };
 
 // ---------- status, buttons, progress ----------
@@ -47,7 +55,8 @@ function seconds(s) {
   return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-// Seconds per megapixel-step measured on this device, per backend (kept in
+// Seconds per megapixel per network evaluation (one plain step, or one view
+// of an ensemble step) measured on this device, per backend (kept in
 // localStorage: one number, nothing about the photo). On WebGPU the package
 // reports a step when it is queued, not when the GPU has finished it, so the
 // fraction alone cannot give a time; the measured speed can.
@@ -56,9 +65,9 @@ function knownSpeed() {
   const value = Number(localStorage.getItem(speedKey()));
   return Number.isFinite(value) && value > 0 ? value : null;
 }
-function rememberSpeed(elapsed, megapixels, steps) {
+function rememberSpeed(elapsed, megapixels, evaluations) {
   try {
-    localStorage.setItem(speedKey(), String(elapsed / (megapixels * steps)));
+    localStorage.setItem(speedKey(), String(elapsed / (megapixels * evaluations)));
   } catch {
     // storage may be disabled; the ETA then comes from the progress alone
   }
@@ -76,34 +85,38 @@ function timeLeft(p, elapsed, work) {
 
 function showRunProgress(p, started, work) {
   if (p.stage !== "denoise" || !p.steps) return;
-  const total = p.steps * p.tiles;
+  const total = p.steps * p.tiles * (p.evaluations ?? 1);
   ui.progress.max = total;
   ui.progress.value = Math.min(total, p.fraction * total);
   const elapsed = (performance.now() - started) / 1000;
-  ui.progressText.textContent = `Step ${p.step} of ${p.steps} · tile ${p.tile} of ${p.tiles} · ${timeLeft(p, elapsed, work)}`;
+  const view = p.evaluations > 1 && p.step > 0 ? ` (view ${Math.max(1, p.evaluation)} of ${p.evaluations})` : "";
+  ui.progressText.textContent = `Step ${p.step} of ${p.steps}${view} · tile ${p.tile} of ${p.tiles} · ${timeLeft(p, elapsed, work)}`;
   document.title = `${Math.floor(p.fraction * 100)}% · ${TITLE}`;
 }
 
 // ---------- presets and settings ----------
 
-function presetFor(steps) {
-  return Object.keys(presets).find((name) => presets[name] === steps);
+function presetFor(steps, ensemble) {
+  return Object.keys(presets).find((name) => presets[name].steps === steps && presets[name].ensemble === ensemble);
+}
+
+function presetLabel({ steps, ensemble }) {
+  const label = `${steps} step${steps === 1 ? "" : "s"}`;
+  return ensemble === "off" ? label : `${label} × ${EVALUATIONS[ensemble]} views`;
 }
 
 function applyPreset(name) {
-  ui.steps.value = String(presets[name]);
+  ui.steps.value = String(presets[name].steps);
+  ui.ensemble.value = presets[name].ensemble;
   ui.sampler.value = state.info?.defaultSampler ?? "improved";
   ui.strength.value = "1";
   ui.strengthValue.textContent = "100%";
 }
 
 function applyInfo(info) {
-  presets.balanced = info.defaultSteps;
-  presets.best = Math.min(info.timesteps, Math.max(8, 2 * info.defaultSteps));
-  presets.fast = 1;
+  presets.balanced.steps = info.defaultSteps;
   for (const name of Object.keys(presets)) {
-    const n = presets[name];
-    $(`${name}-steps`).textContent = `${n} step${n === 1 ? "" : "s"}`;
+    $(`${name}-steps`).textContent = presetLabel(presets[name]);
   }
   ui.steps.max = String(info.timesteps);
   const checked = ui.form.querySelector("input[name=preset]:checked");
@@ -118,10 +131,12 @@ function applyInfo(info) {
 ui.form.addEventListener("change", (event) => {
   if (event.target.name === "preset") applyPreset(event.target.value);
 });
-ui.steps.addEventListener("input", () => {
-  const name = presetFor(Number(ui.steps.value));
+function markPreset() {
+  const name = presetFor(Number(ui.steps.value), ui.ensemble.value);
   for (const radio of ui.form.querySelectorAll("input[name=preset]")) radio.checked = radio.value === name;
-});
+}
+ui.steps.addEventListener("input", markPreset);
+ui.ensemble.addEventListener("change", markPreset);
 ui.strength.addEventListener("input", () => {
   ui.strengthValue.textContent = `${Math.round(Number(ui.strength.value) * 100)}%`;
 });
@@ -275,7 +290,8 @@ async function run() {
     ui.steps.focus();
     return;
   }
-  const options = { steps, sampler: ui.sampler.value, strength: Number(ui.strength.value) };
+  const options = { steps, sampler: ui.sampler.value, ensemble: ui.ensemble.value, strength: Number(ui.strength.value) };
+  const evaluations = steps * EVALUATIONS[options.ensemble];
   const { width, height } = state.image;
   const copy = new Uint8ClampedArray(state.image.data); // transferred to the worker
   clearResult();
@@ -289,17 +305,17 @@ async function run() {
   let ticker = null;
   const { id, result } = engine.denoise({ data: copy, width, height }, options, (p) => {
     if (p.stage === "denoise" && p.steps) last = p;
-    showRunProgress(p, started, megapixels * steps);
+    showRunProgress(p, started, megapixels * evaluations);
   });
   // Keep the time left moving between progress events.
-  ticker = setInterval(() => last && showRunProgress(last, started, megapixels * steps), 1000);
+  ticker = setInterval(() => last && showRunProgress(last, started, megapixels * evaluations), 1000);
   state.run = id;
   refreshButtons();
   try {
     const out = await result;
     const elapsed = (performance.now() - started) / 1000;
     clearInterval(ticker);
-    if (options.strength === 1) rememberSpeed(elapsed, megapixels, steps);
+    if (options.strength === 1) rememberSpeed(elapsed, megapixels, evaluations);
     compare.setAfter(new ImageData(out.data, out.width, out.height));
     const png = await canvasBlob("image/png");
     state.resultUrl = URL.createObjectURL(png);
@@ -307,7 +323,8 @@ async function run() {
     ui.download.download = outputName("png");
     const backend = state.backend === "webgpu" ? "WebGPU" : "CPU";
     const tiles = last?.tiles ?? 1;
-    ui.summary.textContent = `Denoised on ${backend} in ${seconds(elapsed)} · ${steps} step${steps === 1 ? "" : "s"}, ${tiles} tile${tiles === 1 ? "" : "s"}, ${options.sampler} sampler, strength ${Math.round(options.strength * 100)}%`;
+    const views = options.ensemble === "off" ? "" : ` × ${EVALUATIONS[options.ensemble]} views`;
+    ui.summary.textContent = `Denoised on ${backend} in ${seconds(elapsed)} · ${steps} step${steps === 1 ? "" : "s"}${views}, ${tiles} tile${tiles === 1 ? "" : "s"}, ${options.sampler} sampler, strength ${Math.round(options.strength * 100)}%`;
     ui.summary.dataset.seconds = elapsed.toFixed(2);
     ui.result.hidden = false;
     ui.progress.value = ui.progress.max;

@@ -136,6 +136,7 @@ fn process<B: Backend>(
     let options = DenoiseOptions {
         steps: args.steps.unwrap_or(defaults.steps),
         sampler: args.sampler.unwrap_or(defaults.sampler),
+        ensemble: args.ensemble,
         strength: args.strength,
         tile_size: args.tile,
         memory_budget: args.memory_mib.checked_mul(1 << 20).unwrap_or(DEFAULT_MEMORY_BUDGET),
@@ -164,11 +165,12 @@ fn process<B: Backend>(
         if !args.quiet {
             let (width, height) = image.pixels.dimensions();
             eprintln!(
-                "{} -> {} ({width}x{height}, {} steps, {} sampler, tile {} px, {:.2} s)",
+                "{} -> {} ({width}x{height}, {} steps, {} sampler, {} ensemble, tile {} px, {:.2} s)",
                 job.input.display(),
                 job.output.display(),
                 options.steps,
                 options.sampler,
+                options.ensemble,
                 denoiser.tile_size(&options),
                 started.elapsed().as_secs_f64()
             );

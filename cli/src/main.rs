@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use realdenoise::SamplerKind;
+use realdenoise::{Ensemble, SamplerKind};
 
 use crate::backend::BackendChoice;
 
@@ -64,6 +64,10 @@ pub struct DenoiseArgs {
     /// Sampler [default: from the weights].
     #[arg(long)]
     sampler: Option<SamplerKind>,
+    /// Average each step's prediction over flipped (flips: 4 evaluations)
+    /// or flipped and transposed (dihedral: 8) copies: slower, cleaner.
+    #[arg(long, default_value_t = Ensemble::Off)]
+    ensemble: Ensemble,
     /// Denoising strength, 0 (none) to 1 (full).
     #[arg(long, default_value_t = 1.0)]
     strength: f32,

@@ -1,6 +1,6 @@
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{blend, Predictor, Sampler};
+use super::{blend, Sampler};
 
 /// Improved sampling:
 /// `x_{t_prev} = x_t - D(x0_hat, y, t) + D(x0_hat, y, t_prev)`.
@@ -13,18 +13,17 @@ use super::{blend, Predictor, Sampler};
 pub struct ImprovedSampler;
 
 impl<B: Backend> Sampler<B> for ImprovedSampler {
-    fn step(
+    fn advance(
         &self,
-        predictor: &dyn Predictor<B>,
         x_t: Tensor<B, 4>,
+        x0_hat: Tensor<B, 4>,
         y: &Tensor<B, 4>,
         t: usize,
         t_prev: usize,
         timesteps: usize,
-    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let x0_hat = predictor.predict(x_t.clone(), t);
+    ) -> Tensor<B, 4> {
         let current = blend(x0_hat.clone(), y.clone(), t, timesteps);
-        let previous = blend(x0_hat.clone(), y.clone(), t_prev, timesteps);
-        (x_t.sub(current).add(previous), x0_hat)
+        let previous = blend(x0_hat, y.clone(), t_prev, timesteps);
+        x_t.sub(current).add(previous)
     }
 }

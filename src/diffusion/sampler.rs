@@ -15,7 +15,21 @@ pub trait Predictor<B: Backend> {
 /// One reverse step `t -> t_prev`. The sampling loop belongs to the caller,
 /// who can preview `x0_hat`, report progress or stop between steps.
 pub trait Sampler<B: Backend> {
-    /// Returns `(x_{t_prev}, x0_hat)`. `y` is the noisy input (`x_T`).
+    /// `x_{t_prev}` from `x_t` and an estimate `x0_hat` of the clean image
+    /// (the predictor's, or an average of several, as in
+    /// [`crate::ensemble`]). `y` is the noisy input (`x_T`).
+    fn advance(
+        &self,
+        x_t: Tensor<B, 4>,
+        x0_hat: Tensor<B, 4>,
+        y: &Tensor<B, 4>,
+        t: usize,
+        t_prev: usize,
+        timesteps: usize,
+    ) -> Tensor<B, 4>;
+
+    /// Predicts `x0_hat` from `x_t`, then advances. Returns
+    /// `(x_{t_prev}, x0_hat)`.
     fn step(
         &self,
         predictor: &dyn Predictor<B>,
@@ -24,7 +38,10 @@ pub trait Sampler<B: Backend> {
         t: usize,
         t_prev: usize,
         timesteps: usize,
-    ) -> (Tensor<B, 4>, Tensor<B, 4>);
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let x0_hat = predictor.predict(x_t.clone(), t);
+        (self.advance(x_t, x0_hat.clone(), y, t, t_prev, timesteps), x0_hat)
+    }
 }
 
 /// The two samplers of the paper.

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::denoiser::{Cancelled, DenoiseError, Observer, Progress};
-use crate::{DenoiseOptions, Denoiser, SamplerKind};
+use crate::{DenoiseOptions, Denoiser, Ensemble, SamplerKind};
 use errors::{js_error, ErrorName};
 
 thread_local! {
@@ -118,7 +118,7 @@ impl Model {
     }
 
     /// Denoises RGBA pixels; returns new RGBA pixels (alpha untouched).
-    /// `progress(p)` is awaited between steps and tiles; it resolves to
+    /// `progress(p)` is awaited between steps, tiles and ensemble evaluations; it resolves to
     /// `false` to cancel (the run then rejects with an `AbortError`).
     #[allow(clippy::too_many_arguments)]
     pub async fn denoise(
@@ -128,6 +128,7 @@ impl Model {
         height: u32,
         steps: u32,
         sampler: String,
+        ensemble: String,
         strength: f32,
         tile_size: u32,
         memory_budget: f64,
@@ -144,10 +145,12 @@ impl Model {
             ));
         }
         let sampler: SamplerKind = sampler.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
+        let ensemble: Ensemble = ensemble.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
         let image = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
         let options = DenoiseOptions {
             steps: steps as usize,
             sampler,
+            ensemble,
             strength,
             tile_size: (tile_size > 0).then_some(tile_size as usize),
             memory_budget: memory_budget as usize,
@@ -214,6 +217,8 @@ impl Observer for JsObserver {
             "steps": progress.steps,
             "tile": progress.tile,
             "tiles": progress.tiles,
+            "evaluation": progress.evaluation,
+            "evaluations": progress.evaluations,
             "fraction": progress.fraction,
         });
         let value = js_sys::JSON::parse(&event.to_string()).map_err(|_| Cancelled)?;

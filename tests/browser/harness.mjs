@@ -37,15 +37,15 @@ export async function launch({ webgpu }) {
 }
 
 /** Denoises a fixture with the native CLI on the CPU; returns the output path relative to root. */
-export function nativeReference(fixture, steps) {
+export function nativeReference(fixture, steps, ensemble = "off") {
   const target = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache/realdenoise/target");
   const directory = join(root, "out", "browser-tests");
   mkdirSync(directory, { recursive: true });
-  const name = `${fixture.replace(/\.png$/, "")}-steps${steps}-native.png`;
+  const name = `${fixture.replace(/\.png$/, "")}-steps${steps}-${ensemble}-native.png`;
   execFileSync(join(target, "release", "realdenoise"), [
     "denoise", join(root, "tests/browser/fixtures", fixture), "-o", join(directory, name),
-    "--backend", "cpu", "--steps", String(steps), "--weights", join(root, "pkg/realdenoise.rdnz"),
-    "--force", "--quiet",
+    "--backend", "cpu", "--steps", String(steps), "--ensemble", ensemble,
+    "--weights", join(root, "pkg/realdenoise.rdnz"), "--force", "--quiet",
   ]);
   return `out/browser-tests/${name}`;
 }

@@ -10,6 +10,13 @@ import { startServer, launch, nativeReference, root } from "./harness.mjs";
 import { LIMITS } from "./budgets.mjs";
 
 const STEPS = 2;
+// The ensemble case runs on the non-square crop, so transposed orientations
+// change the tile's shape; one step keeps SwiftShader's time in bounds.
+const CASES = [
+  { fixture: "crop-64x64.png", steps: STEPS, ensemble: "off" },
+  { fixture: "crop-130x70.png", steps: STEPS, ensemble: "off" },
+  { fixture: "crop-130x70.png", steps: 1, ensemble: "dihedral" },
+];
 let server;
 before(async () => {
   server = await startServer();
@@ -31,25 +38,25 @@ for (const backend of ["webgpu", "cpu"]) {
     const browser = await launch({ webgpu: backend === "webgpu" });
     try {
       const { page, messages } = await openPage(browser);
-      for (const fixture of ["crop-64x64.png", "crop-130x70.png"]) {
-        const reference = nativeReference(fixture, STEPS);
-        const result = await page.evaluate(async ({ backend, fixture, reference, steps }) => {
+      for (const { fixture, steps, ensemble } of CASES) {
+        const reference = nativeReference(fixture, steps, ensemble);
+        const result = await page.evaluate(async ({ backend, fixture, reference, steps, ensemble }) => {
           const { Denoiser } = await import("/pkg/index.js");
           const denoiser = await Denoiser.load({ backend });
           const input = await window.loadPixels(`/tests/browser/fixtures/${fixture}`);
           const started = performance.now();
           const fractions = [];
-          const output = await denoiser.denoise(input, { steps, onProgress: (p) => fractions.push(p.fraction) });
+          const output = await denoiser.denoise(input, { steps, ensemble, onProgress: (p) => fractions.push(p.fraction) });
           const seconds = (performance.now() - started) / 1000;
           const expected = await window.loadPixels(`/${reference}`);
           const alphaKept = output.data.every((v, i) => i % 4 !== 3 || v === input.data[i]);
           const used = denoiser.backend;
           denoiser.dispose();
           return { difference: window.maxDifference(output, expected), width: output.width, height: output.height, fractions, seconds, alphaKept, used };
-        }, { backend, fixture, reference, steps: STEPS });
-        console.log(`${backend} ${fixture}: max difference ${result.difference}/255, ${result.seconds.toFixed(2)} s`);
+        }, { backend, fixture, reference, steps, ensemble });
+        console.log(`${backend} ${fixture} ${steps} steps, ensemble ${ensemble}: max difference ${result.difference}/255, ${result.seconds.toFixed(2)} s`);
         assert.equal(result.used, backend);
-        assert.ok(result.difference <= 2, `${fixture}: differs by ${result.difference}/255\n${messages.join("\n")}`);
+        assert.ok(result.difference <= 2, `${fixture} (ensemble ${ensemble}): differs by ${result.difference}/255\n${messages.join("\n")}`);
         assert.ok(result.alphaKept);
         const increasing = result.fractions.every((f, i) => i === 0 || f >= result.fractions[i - 1]);
         assert.ok(increasing, `fractions not increasing: ${result.fractions}`);
@@ -77,6 +84,11 @@ test("abort, bad inputs and bad weights reject with named errors; the Denoiser k
         names.abort = error.name;
       }
       const after = await denoiser.denoise(input, { steps: 1 });
+      try {
+        await denoiser.denoise(input, { steps: 1, ensemble: "rotations" });
+      } catch (error) {
+        names.badEnsemble = `${error.name}: ${error.message}`;
+      }
       for (const [key, image] of Object.entries({
         wrongLength: { data: new Uint8Array(10), width: 4, height: 4 },
         zeroWidth: { data: new Uint8Array(0), width: 0, height: 4 },
@@ -103,6 +115,7 @@ test("abort, bad inputs and bad weights reject with named errors; the Denoiser k
     });
     assert.deepEqual(outcome.names, {
       abort: "AbortError", wrongLength: "InputError", zeroWidth: "InputError",
+      badEnsemble: "InputError: unknown ensemble 'rotations' (expected 'off', 'flips' or 'dihedral')",
       weights: "WeightsError", webgpu: "WebGpuUnavailableError",
     });
     assert.equal(outcome.afterAbortWidth, 64);

@@ -13,7 +13,7 @@ use burn::backend::NdArray;
 use image::{Rgb32FImage, RgbImage, RgbaImage};
 use plotters::prelude::*;
 use realdenoise::denoiser::{block_on, Unobserved};
-use realdenoise::{DenoiseOptions, Denoiser, SamplerKind};
+use realdenoise::{DenoiseOptions, Denoiser, Ensemble, SamplerKind};
 use serde::Serialize;
 
 use crate::batch::{centre_crop, Degradation};
@@ -45,6 +45,13 @@ pub struct EvalArgs {
     /// Strengths to score.
     #[arg(long, value_delimiter = ',', default_value = "1.0,0.8")]
     pub strengths: Vec<f32>,
+    /// Geometric self-ensembles to score as well (off, flips, dihedral),
+    /// with the improved sampler at full strength.
+    #[arg(long, value_delimiter = ',', default_value = "dihedral")]
+    pub ensembles: Vec<Ensemble>,
+    /// Step counts to score the ensembles at.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub ensemble_steps: Vec<usize>,
     /// Also run the BM3D and FFDNet baselines (training/baselines/).
     #[arg(long)]
     pub baselines: bool,
@@ -87,12 +94,35 @@ fn save(image: &Rgb32FImage, path: &Path) -> Result<()> {
     image::DynamicImage::ImageRgb32F(image.clone()).to_rgb8().save(path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Method names in the table: "ours improved 4 steps" etc.
-fn ours(sampler: SamplerKind, steps: usize, strength: f32) -> String {
-    if (strength - 1.0).abs() < 1e-6 {
-        format!("ours {sampler} {steps} step{}", if steps == 1 { "" } else { "s" })
-    } else {
-        format!("ours {sampler} {steps} step{}, strength {strength}", if steps == 1 { "" } else { "s" })
+/// One setting of our model that the table scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Setting {
+    sampler: SamplerKind,
+    steps: usize,
+    strength: f32,
+    ensemble: Ensemble,
+}
+
+impl Setting {
+    fn plain(sampler: SamplerKind, steps: usize, strength: f32) -> Self {
+        Self { sampler, steps, strength, ensemble: Ensemble::Off }
+    }
+
+    fn full_strength(self) -> bool {
+        (self.strength - 1.0).abs() < 1e-6
+    }
+
+    /// The method's name in the table: "ours improved 4 steps" etc.
+    fn name(self) -> String {
+        let Setting { sampler, steps, strength, ensemble } = self;
+        let mut name = format!("ours {sampler} {steps} step{}", if steps == 1 { "" } else { "s" });
+        if !self.full_strength() {
+            name += &format!(", strength {strength}");
+        }
+        if ensemble != Ensemble::Off {
+            name += &format!(", {ensemble} ensemble (x{})", ensemble.evaluations());
+        }
+        name
     }
 }
 
@@ -144,17 +174,23 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
     // Our model over the grid. One step is the same prediction for both
     // samplers, so it is run once.
-    let mut configs: Vec<(SamplerKind, usize, f32)> = Vec::new();
+    let mut settings: Vec<Setting> = Vec::new();
     for &strength in &args.strengths {
         for &steps in &args.steps {
             for sampler in [SamplerKind::Improved, SamplerKind::Origin] {
                 if steps == 1 && sampler == SamplerKind::Origin {
                     continue;
                 }
-                configs.push((sampler, steps, strength));
+                settings.push(Setting::plain(sampler, steps, strength));
             }
         }
     }
+    for &ensemble in args.ensembles.iter().filter(|&&e| e != Ensemble::Off) {
+        for &steps in &args.ensemble_steps {
+            settings.push(Setting { ensemble, ..Setting::plain(SamplerKind::Improved, steps, 1.0) });
+        }
+    }
+    let default_setting = Setting::plain(default_sampler, default_steps, 1.0);
     let mut scores = Vec::new();
     let mut outputs: BTreeMap<(String, &'static str, String), Rgb32FImage> = BTreeMap::new();
     let started = std::time::Instant::now();
@@ -162,15 +198,16 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         for (level, noisy) in &case.noisy {
             scores.push(Score { photo: case.name.clone(), level: level.name(), method: "noisy input".into(), psnr: psnr(noisy, &case.clean), ssim: ssim(noisy, &case.clean) });
             let input = to_rgba(noisy);
-            for &(sampler, steps, strength) in &configs {
-                let options = DenoiseOptions { steps, sampler, strength, ..DenoiseOptions::default() };
+            for &setting in &settings {
+                let Setting { sampler, steps, strength, ensemble } = setting;
+                let options = DenoiseOptions { steps, sampler, strength, ensemble, ..DenoiseOptions::default() };
                 let out = from_rgba(&block_on(denoiser.denoise(&input, &options, &mut Unobserved))?);
-                let method = ours(sampler, steps, strength);
+                let method = setting.name();
                 scores.push(Score { photo: case.name.clone(), level: level.name(), method: method.clone(), psnr: psnr(&out, &case.clean), ssim: ssim(&out, &case.clean) });
-                if sampler == default_sampler && steps == default_steps && (strength - 1.0).abs() < 1e-6 {
+                if setting == default_setting {
                     save(&out, &ours_dir.join(format!("{}.{}.ours.png", case.name, level.name())))?;
                     outputs.insert((case.name.clone(), level.name(), "ours".into()), out);
-                } else if steps == 1 && (strength - 1.0).abs() < 1e-6 {
+                } else if setting == Setting::plain(SamplerKind::Improved, 1, 1.0) {
                     outputs.insert((case.name.clone(), level.name(), "ours 1 step".into()), out);
                 }
             }
@@ -193,7 +230,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     }
 
-    let default_method = ours(default_sampler, default_steps, 1.0);
+    let default_method = default_setting.name();
     let table = markdown_table(&scores, &default_method);
     let summary = format!(
         "{} validation photos (centre crops of at most {} px), synthetic camera noise at three levels (seed {}); \

@@ -1,5 +1,11 @@
 export type Backend = "webgpu" | "cpu";
 export type Sampler = "improved" | "origin";
+/**
+ * Geometric self-ensemble: each step's prediction averaged over flipped
+ * ("flips", 4 network evaluations per step) or flipped and transposed
+ * ("dihedral", 8) copies of the image. Slower, slightly cleaner.
+ */
+export type Ensemble = "off" | "flips" | "dihedral";
 
 export interface Progress {
   stage: "init" | "weights" | "model" | "ready" | "denoise";
@@ -7,6 +13,9 @@ export interface Progress {
   steps?: number;
   tile?: number;
   tiles?: number;
+  /** Network evaluations done within the step, of `evaluations` (1, or 4 or 8 with an ensemble). */
+  evaluation?: number;
+  evaluations?: number;
   /** 0..1 */
   fraction: number;
 }
@@ -42,6 +51,8 @@ export type ImageInput = ImageData | ImageBitmap | HTMLCanvasElement | Offscreen
 export interface DenoiseOptions {
   steps?: number;
   sampler?: Sampler;
+  /** Default "off". */
+  ensemble?: Ensemble;
   /** 0 = untouched .. 1 = full denoising. */
   strength?: number;
   /** Tile side in pixels; default from the memory budget. */

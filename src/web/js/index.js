@@ -130,13 +130,13 @@ export class Denoiser {
    * Denoises an image; resolves to ImageData of the same size (alpha untouched).
    * Calls on one Denoiser run one after another.
    */
-  denoise(image, { steps, sampler, strength = 1, tileSize = 0, onProgress, signal } = {}) {
-    const run = this.#queue.then(() => this.#run(image, { steps, sampler, strength, tileSize, onProgress, signal }));
+  denoise(image, { steps, sampler, ensemble = "off", strength = 1, tileSize = 0, onProgress, signal } = {}) {
+    const run = this.#queue.then(() => this.#run(image, { steps, sampler, ensemble, strength, tileSize, onProgress, signal }));
     this.#queue = run.catch(() => {});
     return run;
   }
 
-  async #run(image, { steps, sampler, strength, tileSize, onProgress, signal }) {
+  async #run(image, { steps, sampler, ensemble, strength, tileSize, onProgress, signal }) {
     if (this.#disposed) throw namedError("InputError", "this Denoiser was disposed");
     if (signal?.aborted) throw namedError("AbortError", "the denoising run was aborted");
     const { data, width, height } = toPixels(image);
@@ -152,7 +152,7 @@ export class Denoiser {
       return !signal?.aborted;
     };
     const output = await this.#model.denoise(
-      data, width, height, chosenSteps, chosenSampler, strength, tileSize, this.#budget, progress,
+      data, width, height, chosenSteps, chosenSampler, ensemble, strength, tileSize, this.#budget, progress,
     );
     return toImageData(output, width, height);
   }
