@@ -100,9 +100,12 @@ function presetFor(steps, ensemble) {
   return Object.keys(presets).find((name) => presets[name].steps === steps && presets[name].ensemble === ensemble);
 }
 
+// "4 steps", "8 views" (1 step over 8 views), "2 steps × 8 views".
 function presetLabel({ steps, ensemble }) {
   const label = `${steps} step${steps === 1 ? "" : "s"}`;
-  return ensemble === "off" ? label : `${label} × ${EVALUATIONS[ensemble]} views`;
+  if (ensemble === "off") return label;
+  const views = `${EVALUATIONS[ensemble]} views`;
+  return steps === 1 ? views : `${label} × ${views}`;
 }
 
 function applyPreset(name) {
