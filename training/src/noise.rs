@@ -467,7 +467,7 @@ const XYZ2CAMS: [[[f32; 3]; 3]; 4] = [
 const RGB2XYZ: [[f32; 3]; 3] = [
     [0.4124564, 0.3575761, 0.1804375],
     [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
+    [0.0193339, 0.119192, 0.9503041],
 ];
 
 impl NoiseParams {
@@ -615,14 +615,8 @@ pub fn invert3(m: &[[f32; 3]; 3]) -> [[f32; 3]; 3] {
     if !det.is_finite() || det.abs() < 1e-12 {
         return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     }
-    let mut inv = [[0.0f32; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            // inverse = adjugate / det; the adjugate is the transposed cofactors.
-            inv[i][j] = (c(j, i) / det) as f32;
-        }
-    }
-    inv
+    // inverse = adjugate / det; the adjugate is the transposed cofactors.
+    std::array::from_fn(|i| std::array::from_fn(|j| (c(j, i) / det) as f32))
 }
 
 #[inline]
