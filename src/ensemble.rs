@@ -61,30 +61,33 @@ impl Orientation {
     }
 }
 
+/// The eight symmetries of a square: the identity first, then the other
+/// flips, then the same four transposed. Each ensemble is a prefix of it.
+const DIHEDRAL: [Orientation; 8] = {
+    let flips = [(false, false), (false, true), (true, false), (true, true)];
+    let mut all = [Orientation::IDENTITY; 8];
+    let mut index = 0;
+    while index < 8 {
+        let (flip_vertical, flip_horizontal) = flips[index % 4];
+        all[index] = Orientation { flip_horizontal, flip_vertical, transpose: index >= 4 };
+        index += 1;
+    }
+    all
+};
+
 impl Ensemble {
     /// The orientations averaged, the identity first.
-    pub fn orientations(self) -> Vec<Orientation> {
-        let transposes: &[bool] = match self {
-            Ensemble::Off => return vec![Orientation::IDENTITY],
-            Ensemble::Flips => &[false],
-            Ensemble::Dihedral => &[false, true],
-        };
-        let mut orientations = Vec::with_capacity(4 * transposes.len());
-        for &transpose in transposes {
-            for (flip_vertical, flip_horizontal) in [(false, false), (false, true), (true, false), (true, true)] {
-                orientations.push(Orientation { flip_horizontal, flip_vertical, transpose });
-            }
+    pub fn orientations(self) -> &'static [Orientation] {
+        match self {
+            Ensemble::Off => &DIHEDRAL[..1],
+            Ensemble::Flips => &DIHEDRAL[..4],
+            Ensemble::Dihedral => &DIHEDRAL,
         }
-        orientations
     }
 
     /// Network evaluations per sampling step.
     pub fn evaluations(self) -> usize {
-        match self {
-            Ensemble::Off => 1,
-            Ensemble::Flips => 4,
-            Ensemble::Dihedral => 8,
-        }
+        self.orientations().len()
     }
 
     pub fn name(self) -> &'static str {
@@ -169,7 +172,7 @@ mod tests {
     #[test]
     fn every_orientation_is_undone_exactly_on_a_non_square_image() {
         let x = ramp(3, 5);
-        for orientation in Ensemble::Dihedral.orientations() {
+        for &orientation in Ensemble::Dihedral.orientations() {
             let turned = orientation.apply(x.clone());
             let expected_shape = if orientation.transpose { [1, 3, 5, 3] } else { [1, 3, 3, 5] };
             assert_eq!(turned.dims(), expected_shape, "{orientation:?}");
@@ -190,8 +193,8 @@ mod tests {
                 assert_ne!(turned[i], turned[j], "orientations {i} and {j} coincide");
             }
         }
-        assert_eq!(Ensemble::Flips.orientations().len(), Ensemble::Flips.evaluations());
-        assert_eq!(Ensemble::Dihedral.orientations().len(), Ensemble::Dihedral.evaluations());
+        assert_eq!([Ensemble::Off, Ensemble::Flips, Ensemble::Dihedral].map(Ensemble::evaluations), [1, 4, 8]);
+        assert_eq!(Ensemble::Off.orientations(), [Orientation::IDENTITY]);
     }
 
     /// Predicts the top-left pixel's value everywhere: not orientation
