@@ -1,10 +1,12 @@
 // The page's side of the realdenoise worker protocol (the package's public
 // `realdenoise/worker` export): load, denoise with progress, cancel.
 // Cancel asks the worker first; if a long step does not yield within
-// HARD_CANCEL_MS the worker is replaced, so Cancel always answers at once.
+// HARD_CANCEL_MS the worker is replaced, so Cancel answers within about a second.
 const WORKER_URL = new URL("./vendor/realdenoise/worker.js", import.meta.url);
 const WEIGHTS_URL = new URL("./vendor/realdenoise/realdenoise.rdnz", import.meta.url);
-const HARD_CANCEL_MS = 3000;
+// Replacing the worker costs a model reload from the Cache API (about 0.2 s on
+// the CPU path here), so a second is long enough to wait for a step boundary.
+const HARD_CANCEL_MS = 1000;
 
 function namedError(name, message) {
   return Object.assign(new Error(message), { name });

@@ -2,6 +2,15 @@
 // server (www/serve.mjs), a photo through the file input, a Balanced run, the
 // downloaded PNG's PSNR, every request the page makes, Cancel, the CPU
 // fallback without WebGPU, offline use, and the phone-sized layout.
+//
+// Two noisy photos, both validation photo chelsea (scikit-image, assets/) with
+// seeded synthetic camera noise from the training pipeline:
+// - fixtures/eye-*-96x96.png: a 96 px crop (the cat's eye) of the demo's
+//   mid-noise example, small enough for WebGPU under SwiftShader (make-fixtures.mjs);
+// - fixtures/chelsea-high-noisy-451x300.png: the whole photo at the SIDD-like
+//   level (a phone at night), the setting of the paper's benchmark, for the
+//   issue's PSNR check on the CPU path:
+//   `realdenoise-train synth assets/sample-clean.png -o tests/e2e/fixtures/chelsea-high-noisy-451x300.png --level high --seed 7`
 // Screenshots go to out/e2e/; E2E_DOCS=1 also runs the bundled example photo
 // (slow on the CPU) and writes docs/demo.png and docs/demo-phone.png.
 import { test, before, after } from "node:test";
@@ -17,6 +26,8 @@ const root = resolve(import.meta.dirname, "../..");
 const shots = join(root, "out/e2e");
 const NOISY = join(import.meta.dirname, "fixtures/eye-noisy-96x96.png");
 const CLEAN = join(import.meta.dirname, "fixtures/eye-clean-96x96.png");
+const PHOTO_NOISY = join(import.meta.dirname, "fixtures/chelsea-high-noisy-451x300.png");
+const PHOTO_CLEAN = join(root, "assets/sample-clean.png");
 const RUN_TIMEOUT = 240_000;
 mkdirSync(shots, { recursive: true });
 
@@ -109,9 +120,9 @@ async function choosePreset(page, name) {
   await page.click(`label:has([data-testid=preset-${name}])`);
 }
 
-/** Balanced (etc.) run on the fixture; returns what the page showed. */
-async function runAndDownload(page, preset) {
-  await page.setInputFiles("[data-testid=file-input]", NOISY);
+/** Balanced (etc.) run on a noisy photo; returns what the page showed. */
+async function runAndDownload(page, preset, file = NOISY) {
+  await page.setInputFiles("[data-testid=file-input]", file);
   await page.waitForSelector("#viewer:not([hidden])");
   await choosePreset(page, preset);
   const steps = Number(await page.inputValue("[data-testid=steps]"));
@@ -238,35 +249,44 @@ test("WebGPU: a Balanced run on a noisy photo finishes; progress, download, requ
   }
 });
 
-// The issue's target is a gain of at least 5 dB. The shipped weights come
-// from a short CPU-only run (weights/README.md) and gain far less, so this
-// asserts what they measurably do (a positive gain, the same photo the native
-// CLI makes within 2/255 per pixel, see tests/browser) and reports the
-// distance to the target instead of failing every CI run on it.
-const TARGET_GAIN_DB = 5;
-test("the denoised photo is closer to the clean photo than the noisy input (PSNR)", () => {
+// The WebGPU run's crop is the detailed eye at mid noise, where even FFDNet
+// at its oracle sigma gains only ~3.7 dB: this checks a real gain (and the
+// browser matches the native CLI within 2/255, see tests/browser) and reports
+// the number. The issue's 5 dB check is on the whole photo at high noise, below.
+test("WebGPU: the denoised crop is closer to the clean crop than the noisy input (PSNR)", () => {
   assert.ok(balanced, "the Balanced run did not finish");
   const clean = decode(readFileSync(CLEAN));
   const noisy = psnr(decode(readFileSync(NOISY)), clean);
   const denoised = psnr(decode(balanced.png), clean);
   const gain = denoised - noisy;
-  report.PSNR = {
+  report["PSNR, eye crop, mid noise, WebGPU Balanced"] = {
     noisy: Number(noisy.toFixed(2)), denoised: Number(denoised.toFixed(2)), gain: Number(gain.toFixed(2)),
-    target: TARGET_GAIN_DB, targetMet: gain >= TARGET_GAIN_DB,
   };
   assert.ok(gain > 0.05, `PSNR noisy ${noisy.toFixed(2)} dB, denoised ${denoised.toFixed(2)} dB: the page made the photo worse or left it unchanged`);
 });
 
-test("without WebGPU the page says it runs on the CPU, finishes, and Cancel mid-run recovers", { timeout: 600_000 }, async () => {
+// The issue's target: the downloaded PNG is at least 5 dB closer (PSNR) to
+// the clean photo than the noisy input.
+const TARGET_GAIN_DB = 5;
+
+test("without WebGPU the page says it runs on the CPU, gains at least 5 dB on a whole noisy photo, and Cancel mid-run recovers", { timeout: 600_000 }, async () => {
   const { context, page, requests, problems } = await open({ webgpu: false });
   try {
     await loadPage(page);
     assert.equal(await page.textContent("[data-testid=backend]"), "CPU");
     assert.match(await page.textContent("[data-testid=backend-note]"), /WebGPU is not available/);
-    const run = await runAndDownload(page, "balanced");
+    const run = await runAndDownload(page, "balanced", PHOTO_NOISY);
     assert.match(run.summary, /^Denoised on CPU in [\d.]+ s/);
-    const clean = decode(readFileSync(CLEAN));
-    report["CPU Balanced"] = { steps: run.steps, summary: run.summary, psnr: Number(psnr(decode(run.png), clean).toFixed(2)) };
+    const clean = decode(readFileSync(PHOTO_CLEAN));
+    const denoised = decode(run.png);
+    assert.deepEqual([denoised.width, denoised.height], [451, 300]);
+    const noisy = psnr(decode(readFileSync(PHOTO_NOISY)), clean);
+    const gain = psnr(denoised, clean) - noisy;
+    report["CPU Balanced, whole photo, high noise"] = {
+      steps: run.steps, summary: run.summary,
+      noisy: Number(noisy.toFixed(2)), denoised: Number((noisy + gain).toFixed(2)), gain: Number(gain.toFixed(2)),
+    };
+    assert.ok(gain >= TARGET_GAIN_DB, `PSNR noisy ${noisy.toFixed(2)} dB, denoised ${(noisy + gain).toFixed(2)} dB: a gain of ${gain.toFixed(2)} dB, under the ${TARGET_GAIN_DB} dB target`);
 
     // Cancel after the first step of a Best run.
     await choosePreset(page, "best");
