@@ -125,6 +125,38 @@ test("abort, bad inputs and bad weights reject with named errors; the Denoiser k
   }
 });
 
+// The module needs WebAssembly SIMD; a browser without it gets a named error
+// that says so instead of the module's CompileError. Chromium has SIMD, so
+// the page pretends it has not: WebAssembly.validate answers false for the
+// package's probe module (and only for a module that uses a v128 type).
+test("without WebAssembly SIMD, load rejects with UnsupportedBrowserError", { timeout: 120_000 }, async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await openPage(browser);
+    const outcome = await page.evaluate(async () => {
+      const validate = WebAssembly.validate;
+      const probed = [];
+      WebAssembly.validate = (bytes) => {
+        const usesV128 = Array.from(bytes).includes(0x7b);
+        probed.push(usesV128);
+        return usesV128 ? false : validate(bytes);
+      };
+      const { Denoiser } = await import("/pkg/index.js");
+      try {
+        await Denoiser.load({ backend: "cpu" });
+        return { loaded: true, probed };
+      } catch (error) {
+        return { name: error.name, message: error.message, probed };
+      }
+    });
+    assert.equal(outcome.name, "UnsupportedBrowserError", JSON.stringify(outcome));
+    assert.match(outcome.message, /WebAssembly SIMD/);
+    assert.deepEqual(outcome.probed, [true]);
+  } finally {
+    await browser.close();
+  }
+});
+
 test("the worker entry round-trips an image", { timeout: 600_000 }, async () => {
   const browser = await launch({ webgpu: false });
   try {

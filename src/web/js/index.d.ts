@@ -74,6 +74,12 @@ export interface MemoryUsage {
 }
 
 export declare class Denoiser {
+  /**
+   * Initialises the module, picks the backend and loads the weights. Rejects
+   * with an `Error` named `UnsupportedBrowserError` (no WebAssembly SIMD),
+   * `WebGpuUnavailableError` (`backend: "webgpu"` without an adapter),
+   * `WeightsError` or `InputError`.
+   */
   static load(options?: LoadOptions): Promise<Denoiser>;
   readonly backend: Backend;
   readonly info: Readonly<ModelInfo>;

@@ -10,16 +10,33 @@ const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
 const CPU_BUDGET = 256 * 1024 * 1024;
 const GPU_BUDGET = 512 * 1024 * 1024;
 
-let ready = null;
-function initialise() {
-  ready ??= init({ module_or_path: new URL("./realdenoise_bg.wasm", import.meta.url) });
-  return ready;
-}
-
 function namedError(name, message, cause) {
   const error = new Error(message, cause ? { cause } : undefined);
   error.name = name;
   return error;
+}
+
+// The module is built with WebAssembly SIMD (128-bit vectors), which the CPU
+// path needs for its speed. A browser without it would fail to compile the
+// module with an opaque CompileError, so ask first with the smallest module
+// that uses a vector instruction: (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt).
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x0a, 0x01, 0x08, 0x00, 0x41, 0x00, 0xfd, 0x0f, 0xfd, 0x62, 0x0b, // code
+]);
+
+let ready = null;
+function initialise() {
+  if (!WebAssembly.validate(SIMD_PROBE)) {
+    throw namedError(
+      "UnsupportedBrowserError",
+      "this browser does not support WebAssembly SIMD, which realdenoise needs (Chrome or Edge 91, Firefox 89, Safari 16.4 or newer)",
+    );
+  }
+  ready ??= init({ module_or_path: new URL("./realdenoise_bg.wasm", import.meta.url) });
+  return ready;
 }
 
 async function probeAdapter() {
