@@ -6,7 +6,8 @@ use burn_backend::{
     },
 };
 use ndarray::{
-    Array3, Array4, Array5, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Dim, s,
+    Array3, Array4, Array5, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Dim,
+    ShapeBuilder, s,
 };
 
 use crate::{
@@ -677,9 +678,17 @@ fn conv2d_gemm<E: NdArrayElement>(
                             let source = plane.row(oh * stride_height + kh * dilation_height);
                             let target = &mut column[r * out_width..(r + 1) * out_width];
                             if stride_width == 1 {
+                                // A contiguous run of the input row: one memcpy
+                                // (the padded input is in standard layout).
                                 let start = kw * dilation_width;
-                                for (t, v) in target.iter_mut().zip(source.slice(s![start..start + out_width]).iter()) {
-                                    *t = *v;
+                                let source = source.slice_move(s![start..start + out_width]);
+                                match source.as_slice() {
+                                    Some(source) => target.copy_from_slice(source),
+                                    None => {
+                                        for (t, v) in target.iter_mut().zip(source.iter()) {
+                                            *t = *v;
+                                        }
+                                    }
                                 }
                             } else {
                                 for (ow, t) in target.iter_mut().enumerate() {
@@ -690,18 +699,28 @@ fn conv2d_gemm<E: NdArrayElement>(
                     }
                 }
             }
-            let mut result = ndarray::Array2::<E>::zeros((out_channels, rows * out_width));
-            ndarray::linalg::general_mat_mul(E::one(), &weight, &columns, E::zero(), &mut result);
             // SAFETY: every job writes a disjoint block of rows of one image.
             let output = unsafe { shared.get() };
-            for oc in 0..out_channels {
-                let add = bias.as_ref().map_or(E::zero(), |b| b[oc]);
-                let source = result.row(oc);
-                let mut target = output.slice_mut(s![b, oc, row_start..row_end, ..]);
-                for (t, v) in target.iter_mut().zip(source.iter()) {
-                    *t = *v + add;
+            let mut block = output.slice_mut(s![b, .., row_start..row_end, ..]);
+            if let Some(bias) = bias.as_ref() {
+                for (mut plane, add) in block.outer_iter_mut().zip(bias.iter()) {
+                    plane.fill(*add);
                 }
             }
+            // The GEMM accumulates straight into the output (beta = 1, on the
+            // bias): the block's rows of one channel are contiguous (`output`
+            // is a fresh standard-layout array), so it is an
+            // (out_channels) x (rows * out_width) matrix with row stride
+            // out_height * out_width.
+            let channel_stride = block.strides()[0] as usize;
+            // SAFETY: the shape and strides address exactly the elements of `block`.
+            let mut matrix = unsafe {
+                ArrayViewMut2::from_shape_ptr(
+                    (out_channels, rows * out_width).strides((channel_stride, 1)),
+                    block.as_mut_ptr(),
+                )
+            };
+            ndarray::linalg::general_mat_mul(E::one(), &weight, &columns, E::one(), &mut matrix);
         });
     });
     output
