@@ -29,13 +29,14 @@ const SIMD_PROBE = new Uint8Array([
 
 let ready = null;
 function initialise() {
+  if (ready) return ready; // probed and started once per page or worker
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw namedError(
       "UnsupportedBrowserError",
       "this browser does not support WebAssembly SIMD, which realdenoise needs (Chrome or Edge 91, Firefox 89, Safari 16.4 or newer)",
     );
   }
-  ready ??= init({ module_or_path: new URL("./realdenoise_bg.wasm", import.meta.url) });
+  ready = init({ module_or_path: new URL("./realdenoise_bg.wasm", import.meta.url) });
   return ready;
 }
 
