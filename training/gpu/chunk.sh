@@ -7,12 +7,24 @@
 #
 #   BIN=out/gpu/realdenoise-train RUN=runs/gpu MINUTES=8 bash training/gpu/chunk.sh -- --batch-size 32
 #
-# BIN may travel as BIN.gz; it is unpacked when newer than BIN.
+# FIT=1 sizes the run to this one call, for a lent machine that gives one
+# call of device time: a probe of PROBE steps measures the speed (its first
+# step, which JIT-compiles the kernels, left out), then the run resumes with
+# `--iterations` chosen so that the cosine schedule ends, and the learning
+# rate reaches its floor, just before MINUTES (counted from the script's
+# start) run out, whatever the GPU's speed.
+#
+# BIN may travel as BIN.gz; it is unpacked when newer than BIN. BACKEND
+# (default cuda) lets the same script be tried here on the CPU.
 set -euo pipefail
+started=$(date +%s)
 BIN=${BIN:-out/gpu/realdenoise-train}
 RUN=${RUN:-runs/gpu}
 DATA=${DATA:-training/data/set}
 MINUTES=${MINUTES:-8}
+BACKEND=${BACKEND:-cuda}
+FIT=${FIT:-0}
+PROBE=${PROBE:-50}
 OUT=${OUT:?set OUT to the directory that comes back}
 [ "${1:-}" = "--" ] && shift
 
@@ -32,7 +44,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 # cudarc loads the driver and NVRTC at run time; NVRTC comes with the CUDA
 # toolkit or with PyTorch's wheels.
 CUDA_ROOT=${CUDA_PATH:-/usr/local/cuda}
-nvrtc_dirs=$(find "$CUDA_ROOT/" /usr/lib /usr/local/lib /opt -name 'libnvrtc.so*' -not -path '*/stubs/*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
+nvrtc_dirs=$(find "$CUDA_ROOT/" /usr/lib /usr/local/lib /opt -name 'libnvrtc.so*' -not -path '*/stubs/*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':' || true)
 export LD_LIBRARY_PATH="${nvrtc_dirs}${LD_LIBRARY_PATH:-}"
 export CUDA_PATH=$CUDA_ROOT
 echo "NVRTC from: ${nvrtc_dirs:-not found}"
@@ -53,8 +65,36 @@ TOML
 fi
 
 status=0
-"$BIN" train --run "$LIVE" --data "$DATA" --backend cuda --minutes "$MINUTES" "$@" || status=$?
+if [ "$FIT" = 1 ]; then
+    # The step the run is at before the probe (0 for a new run).
+    from=$(awk -F, 'NR > 1 { step = $1 } END { print step + 0 }' "$LIVE/log.csv" 2>/dev/null || echo 0)
+    "$BIN" train --run "$LIVE" --data "$DATA" --backend "$BACKEND" --steps "$PROBE" "$@" || status=$?
+    if [ "$status" = 0 ]; then
+        # Seconds per step over the probe's rows after its first step
+        # (the log's seconds column is cumulative).
+        read -r at per_step < <(awk -F, -v from="$from" 'NR > 1 && $1 > from + 1 {
+                if (!n++) { s0 = $4; k0 = $1 } s1 = $4; k1 = $1 }
+            END { print k1 + 0, (k1 > k0 ? (s1 - s0) / (k1 - k0) : 0) }' "$LIVE/log.csv")
+        left=$(( MINUTES * 60 - ($(date +%s) - started) ))
+        # 80% of what is left: validations, checkpoints, the copy to $OUT, and the
+        # probe's estimate (the log counts seconds to the millisecond).
+        iterations=$(awk -v at="$at" -v left="$left" -v per="$per_step" \
+            'BEGIN { n = (per > 0 && left > 0) ? int(0.8 * left / per) : 0; print at + n }')
+        echo "probe: step $at, $per_step s/step, ${left} s left: the schedule ends at step $iterations"
+        if [ "$iterations" -gt "$at" ]; then
+            "$BIN" train --run "$LIVE" --data "$DATA" --backend "$BACKEND" --iterations "$iterations" \
+                --minutes "$(awk -v left="$left" 'BEGIN { print (left - 15) / 60 }')" || status=$?
+        fi
+    fi
+else
+    "$BIN" train --run "$LIVE" --data "$DATA" --backend "$BACKEND" --minutes "$MINUTES" "$@" || status=$?
+fi
 # The validated steps of the log (step, lr, loss, seconds, PSNR 4 steps, 1 step).
 [ -f "$LIVE/log.csv" ] && awk -F, 'NR == 1 || $5 != ""' "$LIVE/log.csv" | tail -n 12
-cp -r "$LIVE" "$OUT/" 2>/dev/null || true
+# What comes back from $OUT is at most 8 files of at most 16 MiB each: the
+# run directory (~18 MB with its checkpoint) travels as one tar in 15 MiB
+# parts. Here: cat OUT/NAME.tar.part-* | tar -x -C runs/
+name=$(basename "$LIVE")
+tar -C "$(dirname "$LIVE")" -cf - "$name" | split -b 15M -d - "$OUT/$name.tar.part-" || status=$?
+ls -l "$OUT"
 exit $status

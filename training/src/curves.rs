@@ -27,7 +27,7 @@ pub struct LogRow {
 impl LogRow {
     fn to_csv(&self) -> String {
         let (v, v1) = self.validation.map_or((String::new(), String::new()), |(a, b)| (format!("{a:.4}"), format!("{b:.4}")));
-        format!("{},{:.6e},{:.6},{:.1},{v},{v1}", self.step, self.learning_rate, self.loss, self.seconds)
+        format!("{},{:.6e},{:.6},{:.3},{v},{v1}", self.step, self.learning_rate, self.loss, self.seconds)
     }
 
     fn parse(line: &str) -> Option<Self> {

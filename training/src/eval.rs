@@ -20,7 +20,7 @@ use crate::batch::{centre_crop, Degradation};
 use crate::data::{self, Split};
 use crate::degradations::FixedLevel;
 use crate::metrics::{psnr, ssim};
-use crate::noise::NoiseLevel;
+use crate::noise::{BayerPattern, NoiseLevel};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -158,7 +158,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             let noisy = NoiseLevel::ALL
                 .iter()
                 .map(|&level| {
-                    let out = FixedLevel(level).degrade(std::slice::from_ref(&clean), noise_seed(args.seed, i, level));
+                    // The four Bayer patterns in turn over photos and levels:
+                    // each level sees each pattern twice on eight photos.
+                    let pattern = BayerPattern::ALL[(i + level as usize) % BayerPattern::ALL.len()];
+                    let out = FixedLevel::with_pattern(level, pattern).degrade(std::slice::from_ref(&clean), noise_seed(args.seed, i, level));
                     (level, out.into_iter().next().unwrap_or_else(|| clean.clone()))
                 })
                 .collect();

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use image::RgbImage;
 use realdenoise_training::data::{self, Split};
 use realdenoise_training::degradations::{CameraNoise, FixedLevel};
-use realdenoise_training::noise::{NoiseLevel, NoiseModel, NoiseProfiles};
+use realdenoise_training::noise::{BayerPattern, NoiseLevel, NoiseModel, NoiseProfiles};
 use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 use realdenoise_training::{checkpoint, eval, export};
 
@@ -100,6 +100,9 @@ enum Command {
         level: NoiseLevel,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Which colour the sensor's top-left pixel samples: rggb, grbg, gbrg or bggr.
+        #[arg(long, default_value = "rggb")]
+        pattern: BayerPattern,
         #[arg(long)]
         force: bool,
     },
@@ -141,7 +144,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval(args) => eval::run(&args),
         Command::Export(args) => export::run(&args),
-        Command::Synth { input, output, level, seed, force } => synth(&input, &output, level, seed, force),
+        Command::Synth { input, output, level, seed, pattern, force } => synth(&input, &output, FixedLevel::with_pattern(level, pattern), seed, force),
     }
 }
 
@@ -285,7 +288,7 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
     let photos: Vec<RgbImage> = data::load_split(data_dir, Split::Train)?.into_iter().map(|p| p.image).collect();
     let val: Vec<RgbImage> = data::load_split(data_dir, Split::Val)?.into_iter().map(|p| p.image).collect();
     let noise = CameraNoise(training_noise(data_dir)?);
-    let validation = ValidationSet::new(&val, config.validation_patch, config.validation_photos, &FixedLevel(NoiseLevel::Mid), 0x5eed);
+    let validation = ValidationSet::new(&val, config.validation_patch, config.validation_photos, &FixedLevel::new(NoiseLevel::Mid), 0x5eed);
     if let Some(state) = checkpoint::read_state(run)? {
         println!("resuming {} at step {} of {} on {name}", run.display(), state.step, config.iterations);
     } else {
@@ -315,7 +318,7 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
     Ok(())
 }
 
-fn synth(input: &Path, output: &Path, level: NoiseLevel, seed: u64, force: bool) -> Result<()> {
+fn synth(input: &Path, output: &Path, noise: FixedLevel, seed: u64, force: bool) -> Result<()> {
     if output.exists() && !force {
         bail!("{} already exists; pass --force to overwrite it", output.display());
     }
@@ -323,9 +326,10 @@ fn synth(input: &Path, output: &Path, level: NoiseLevel, seed: u64, force: bool)
         bail!("refusing to overwrite the input {}", input.display());
     }
     let clean = image::open(input).with_context(|| format!("cannot read {}", input.display()))?.to_rgb32f();
-    let noisy = realdenoise_training::batch::Degradation::degrade(&FixedLevel(level), std::slice::from_ref(&clean), seed);
+    let noisy = realdenoise_training::batch::Degradation::degrade(&noise, std::slice::from_ref(&clean), seed);
     let out = image::DynamicImage::ImageRgb32F(noisy.into_iter().next().context("no output")?).to_rgb8();
     out.save(output).with_context(|| format!("cannot write {}", output.display()))?;
-    println!("wrote {} ({} noise, seed {seed})", output.display(), level.name());
+    let pattern = noise.pattern.unwrap_or_default().name();
+    println!("wrote {} ({} noise, {pattern} Bayer pattern, seed {seed})", output.display(), noise.level.name());
     Ok(())
 }

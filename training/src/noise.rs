@@ -420,6 +420,11 @@ fn brooks_read(shot: f32) -> f32 {
 /// Everything that defines one synthetic capture. Sampled per image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoiseParams {
+    /// Where the sensor's colour filter array sits on the image: which
+    /// colour the top-left pixel samples. Real photos come with any of the
+    /// four (sensor, orientation and crop decide), and a network trained on
+    /// one of them loses about 0.3 dB at high noise on the other three.
+    pub pattern: BayerPattern,
     /// Shot-noise gain `a` per camera channel (R, G, B): variance grows by
     /// `a*x` with the raw value `x`.
     pub shot: [f32; 3],
@@ -437,6 +442,58 @@ pub struct NoiseParams {
     pub ccm: [[f32; 3]; 3],
     /// JPEG quality of the final round trip, `None` for no JPEG.
     pub jpeg_quality: Option<u8>,
+}
+
+/// The four Bayer colour filter arrays, named by their top-left 2x2 block
+/// read row by row. The mosaic itself is always RGGB ([`Bayer`]); another
+/// pattern is RGGB shifted by [`BayerPattern::offset`] pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BayerPattern {
+    /// Red at the top-left pixel (x even, y even).
+    #[default]
+    Rggb,
+    /// Red at x odd, y even.
+    Grbg,
+    /// Red at x even, y odd.
+    Gbrg,
+    /// Red at x odd, y odd.
+    Bggr,
+}
+
+impl BayerPattern {
+    /// All four, in a fixed order.
+    pub const ALL: [BayerPattern; 4] = [BayerPattern::Rggb, BayerPattern::Grbg, BayerPattern::Gbrg, BayerPattern::Bggr];
+
+    /// `(dx, dy)`: image pixel `(x, y)` sits at RGGB position `(x + dx, y + dy)`,
+    /// so the red samples are where `x + dx` and `y + dy` are both even.
+    pub fn offset(self) -> (u32, u32) {
+        match self {
+            BayerPattern::Rggb => (0, 0),
+            BayerPattern::Grbg => (1, 0),
+            BayerPattern::Gbrg => (0, 1),
+            BayerPattern::Bggr => (1, 1),
+        }
+    }
+
+    /// The pattern's name in lower case (`rggb`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            BayerPattern::Rggb => "rggb",
+            BayerPattern::Grbg => "grbg",
+            BayerPattern::Gbrg => "gbrg",
+            BayerPattern::Bggr => "bggr",
+        }
+    }
+}
+
+impl std::str::FromStr for BayerPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BayerPattern::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown Bayer pattern {s:?} (rggb, grbg, gbrg or bggr)"))
+    }
 }
 
 /// Brooks' four XYZ -> camera matrices (from the unprocessing paper's code).
@@ -501,12 +558,14 @@ impl NoiseParams {
             let (q0, q1) = (q0.clamp(1, 100), q1.clamp(1, 100));
             p.jpeg_quality = Some(rng.random_range(q0.min(q1)..=q1.max(q0)));
         }
+        p.pattern = BayerPattern::ALL[rng.random_range(0..4)];
         p
     }
 
     /// Parameters for a fixed evaluation level: the noise is the level's
     /// `(a, b)` on all channels; the colour pipeline (matrix, gains) is still
-    /// random, drawn from `rng`; no JPEG.
+    /// random, drawn from `rng`; no JPEG; the RGGB pattern (set `pattern`
+    /// for another).
     pub fn for_level<R: Rng + ?Sized>(level: NoiseLevel, rng: &mut R) -> NoiseParams {
         let mut p = Self::random_pipeline(rng);
         p.shot = [level.shot(); 3];
@@ -526,6 +585,7 @@ impl NoiseParams {
             brightness: 1.0,
             ccm: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
             jpeg_quality: None,
+            pattern: BayerPattern::Rggb,
         }
     }
 
@@ -578,6 +638,7 @@ impl NoiseParams {
             brightness,
             ccm,
             jpeg_quality: None,
+            pattern: BayerPattern::Rggb,
         }
     }
 }
@@ -905,7 +966,9 @@ fn unprocess_linear(lin: &[f32], w: u32, h: u32, params: &NoiseParams) -> Unproc
 /// demosaic kernel reaches 2 pixels out.
 const PAD: u32 = 2;
 
-/// Linear RGB of `clean`, extended by `PAD` pixels on every side by linear
+/// Linear RGB of `clean`, extended by `PAD` pixels on every side (and by
+/// `lead.0` / `lead.1` more on the left / top, which moves the RGGB mosaic
+/// of the padded image to another pattern on `clean`) by linear
 /// extrapolation (`f(-k) = 2 f(0) - f(k)`, clamped to [0, 1]; edge
 /// replication when a side is shorter than 3 pixels).
 ///
@@ -915,9 +978,10 @@ const PAD: u32 = 2;
 /// Extrapolation keeps gradients straight, and the margin samples then get
 /// their own noise like real sensor pixels outside a crop, so border pixels
 /// have the same noise statistics as the interior.
-fn linear_padded(clean: &Rgb32FImage) -> (Vec<f32>, u32, u32) {
+fn linear_padded(clean: &Rgb32FImage, lead: (u32, u32)) -> (Vec<f32>, u32, u32) {
     let (w, h) = clean.dimensions();
-    let (pw, ph) = (w + 2 * PAD, h + 2 * PAD);
+    let (left, top) = (PAD + lead.0, PAD + lead.1);
+    let (pw, ph) = (w + left + PAD, h + top + PAD);
     let src = clean.as_raw();
     // Source coordinate and weight pairs for one axis: value = sum w_k f(i_k).
     let axis = |i: i64, n: i64| -> [(usize, f32); 2] {
@@ -937,9 +1001,9 @@ fn linear_padded(clean: &Rgb32FImage) -> (Vec<f32>, u32, u32) {
     out.par_chunks_mut(pw as usize * 3)
         .enumerate()
         .for_each(|(py, row)| {
-            let ys = axis(py as i64 - PAD as i64, h as i64);
+            let ys = axis(py as i64 - top as i64, h as i64);
             for px in 0..pw as usize {
-                let xs = axis(px as i64 - PAD as i64, w as i64);
+                let xs = axis(px as i64 - left as i64, w as i64);
                 for c in 0..3 {
                     let mut v = 0.0;
                     for &(yi, wy) in &ys {
@@ -1028,11 +1092,14 @@ pub fn synthesize<R: Rng + ?Sized>(
     if w == 0 || h == 0 {
         return clean.clone();
     }
-    let (lin, pw, ph) = linear_padded(clean);
+    // PAD is even, so the padded image's RGGB mosaic falls on `clean` with
+    // the pattern's offset.
+    let (dx, dy) = params.pattern.offset();
+    let (lin, pw, ph) = linear_padded(clean, (dx, dy));
     let mut raw = unprocess_linear(&lin, pw, ph, params);
     add_noise_bayer(&mut raw.bayer, params.shot, params.read, rng);
     let full = process(&raw.bayer, &raw.wb_gain, params);
-    let out = image::imageops::crop_imm(&full, PAD, PAD, w, h).to_image();
+    let out = image::imageops::crop_imm(&full, PAD + dx, PAD + dy, w, h).to_image();
     match params.jpeg_quality {
         Some(q) => jpeg_roundtrip(&out, q),
         None => out,

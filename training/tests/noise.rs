@@ -547,3 +547,49 @@ fn timing_report() {
         t.elapsed().as_secs_f64() * 1000.0
     );
 }
+
+#[test]
+fn the_bayer_pattern_decides_where_the_sensor_sampled_red() {
+    // Noise on the red samples only, on a flat grey: after demosaicing, red
+    // varies most at the pixels where it was sampled (elsewhere it is
+    // interpolated from 2 or 4 of them). Those pixels must be where the
+    // pattern puts red: (x + dx, y + dy) both even.
+    let clean = Rgb32FImage::from_pixel(64, 64, image::Rgb([0.5, 0.5, 0.5]));
+    for pattern in BayerPattern::ALL {
+        let params = NoiseParams { shot: [0.02, 0.0, 0.0], read: [1e-3, 0.0, 0.0], pattern, ..NoiseParams::identity() };
+        let noisy = synthesize(&clean, &params, &mut ChaCha8Rng::seed_from_u64(5));
+        assert_eq!(noisy.dimensions(), (64, 64));
+        let mut sum = [[0.0f64; 2]; 2];
+        let mut sq = [[0.0f64; 2]; 2];
+        let mut n = [[0.0f64; 2]; 2];
+        for y in 2..62 {
+            for x in 2..62 {
+                let v = f64::from(noisy.get_pixel(x, y)[0]);
+                let (i, j) = ((y % 2) as usize, (x % 2) as usize);
+                sum[i][j] += v;
+                sq[i][j] += v * v;
+                n[i][j] += 1.0;
+            }
+        }
+        let var = |i: usize, j: usize| sq[i][j] / n[i][j] - (sum[i][j] / n[i][j]).powi(2);
+        let (dx, dy) = pattern.offset();
+        let red = var(dy as usize, dx as usize);
+        let others: Vec<f64> = (0..4).filter(|&k| (k / 2, k % 2) != (dy as usize, dx as usize)).map(|k| var(k / 2, k % 2)).collect();
+        let largest_other = others.iter().cloned().fold(0.0, f64::max);
+        println!("{}: red variance {red:.3e} at the red sites, at most {largest_other:.3e} elsewhere", pattern.name());
+        assert!(red > 1.5 * largest_other, "{}: {red} vs {others:?}", pattern.name());
+    }
+}
+
+#[test]
+fn training_noise_draws_all_four_bayer_patterns() {
+    let model = NoiseModel::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut counts = [0usize; 4];
+    for _ in 0..800 {
+        let p = NoiseParams::sample(&mut rng, &model);
+        counts[BayerPattern::ALL.iter().position(|&q| q == p.pattern).expect("a known pattern")] += 1;
+    }
+    println!("patterns drawn: {counts:?}");
+    assert!(counts.iter().all(|&c| (150..=250).contains(&c)), "{counts:?}");
+}

@@ -65,7 +65,7 @@ fn the_loss_falls_in_a_few_steps() {
     let _turn = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let photos = photos();
-    let validation = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::Mid), 3);
+    let validation = ValidationSet::new(&photos, 16, 2, &FixedLevel::new(NoiseLevel::Mid), 3);
     let config = tiny_config(60);
     let summary = train::<Backend>(dir.path(), &config, &photos, &validation, &noise(), "cpu", &Default::default(), StopAfter::default())
         .expect("training runs");
@@ -91,7 +91,7 @@ fn average_weights(run: &std::path::Path, config: &TrainConfig) -> Vec<f32> {
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let _turn = serial();
     let photos = photos();
-    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
+    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel::new(NoiseLevel::Low), 3);
     let config = tiny_config(6);
     let device = Default::default();
 
@@ -140,7 +140,7 @@ fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
 fn a_run_initialised_from_another_starts_from_its_average_and_records_it() {
     let _turn = serial();
     let photos = photos();
-    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
+    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel::new(NoiseLevel::Low), 3);
     let device = Default::default();
     let parent = tempfile::tempdir().expect("tempdir");
     let parent_config = tiny_config(6);
@@ -196,8 +196,8 @@ fn the_best_validated_average_is_kept_across_a_resume() {
     // The second half validates at high noise, where every score is lower
     // than at low noise: the best must stay in the first half, so keeping
     // the newest weights instead would fail this test.
-    let low = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::Low), 3);
-    let high = ValidationSet::new(&photos, 16, 2, &FixedLevel(NoiseLevel::High), 3);
+    let low = ValidationSet::new(&photos, 16, 2, &FixedLevel::new(NoiseLevel::Low), 3);
+    let high = ValidationSet::new(&photos, 16, 2, &FixedLevel::new(NoiseLevel::High), 3);
     let config = TrainConfig { validate_every: 1, ..tiny_config(8) };
     let device = Default::default();
     let run = tempfile::tempdir().expect("tempdir");
@@ -236,7 +236,7 @@ fn the_best_validated_average_is_kept_across_a_resume() {
 fn a_run_that_never_validated_has_no_best_weights_to_load() {
     let _turn = serial();
     let photos = photos();
-    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel(NoiseLevel::Low), 3);
+    let validation = ValidationSet::new(&photos, 16, 1, &FixedLevel::new(NoiseLevel::Low), 3);
     let config = tiny_config(10);
     let device = Default::default();
     let run = tempfile::tempdir().expect("tempdir");
