@@ -17,7 +17,8 @@ pub const DATA_DESCRIPTION: &str = "photographs from the Debian packages enlight
 plasma-workspace-wallpapers and palapeli-data (list: training/data/photos.json), each downscaled by an integer \
 factor with a box filter";
 pub const NOISE_DESCRIPTION: &str = "synthetic sRGB camera noise: unprocessing (inverse tone curve, gamma, random \
-colour matrix, white balance and brightness), RGGB mosaic, heteroscedastic Poisson-Gaussian noise from darktable's \
+colour matrix, white balance and brightness), Bayer mosaic (RGGB only up to runs/ft128; from runs/bayer on, \
+RGGB, GRBG, GBRG or BGGR at random), heteroscedastic Poisson-Gaussian noise from darktable's \
 calibrated (a, b) profiles and Brooks et al.'s log-uniform ranges, Malvar-He-Cutler demosaic, re-processing, 8-bit \
 quantisation, JPEG at quality 60-100 for 30% of crops";
 
