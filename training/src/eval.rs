@@ -236,7 +236,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let default_method = default_setting.name();
     let table = markdown_table(&scores, &default_method);
     let summary = format!(
-        "{} validation photos (centre crops of at most {} px), synthetic camera noise at three levels (seed {}); \
+        "{} validation photos (centre crops of at most {} px), synthetic camera noise at three levels, the four Bayer patterns in turn (seed {}); \
 weights {} ({} iterations). Mean PSNR (dB) / SSIM; the default ({default_method}) in bold.\n\n{table}",
         cases.len(),
         args.crop,
