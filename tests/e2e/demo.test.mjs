@@ -14,7 +14,7 @@
 // Screenshots go to out/e2e/; E2E_DOCS=1 also runs the bundled example photo
 // (slow on the CPU) and writes docs/demo.png and docs/demo-phone.png;
 // E2E_LARGE=1 also denoises a whole 24-megapixel photo on the CPU path
-// (about 15 minutes on two cores).
+// (about 8 minutes on two cores).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";

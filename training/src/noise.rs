@@ -563,7 +563,7 @@ impl NoiseParams {
             let (q0, q1) = (q0.clamp(1, 100), q1.clamp(1, 100));
             p.jpeg_quality = Some(rng.random_range(q0.min(q1)..=q1.max(q0)));
         }
-        p.pattern = BayerPattern::ALL[rng.random_range(0..4)];
+        p.pattern = BayerPattern::ALL[rng.random_range(0..BayerPattern::ALL.len())];
         p
     }
 
