@@ -64,6 +64,10 @@ cache = { file = "out/cubecl-cache/compilation" }
 TOML
 fi
 
+# How fast this machine's cores make batches (a few seconds): the run's
+# closing line says how long the GPU then waited for them.
+"$BIN" bench-data --data "$DATA" --batches 5 --threads "$(nproc)" || true
+
 status=0
 if [ "$FIT" = 1 ]; then
     # The step the run is at before the probe (0 for a new run).

@@ -170,7 +170,12 @@ base width {}, channel multipliers {:?}, {} residual blocks per level, {} normal
     let _ = writeln!(s, "Defaults: {} steps, {} sampler.\n", metadata.default_steps, metadata.default_sampler);
     let _ = writeln!(s, "## Training");
     let _ = writeln!(s, "- Data: {}.", DATA_DESCRIPTION);
-    let _ = writeln!(s, "- Noise model: {}.", NOISE_DESCRIPTION);
+    let (scale_min, scale_max) = config.darktable_scale;
+    let _ = writeln!(
+        s,
+        "- Noise model: {NOISE_DESCRIPTION}. This run scaled darktable's (a, b) by a factor drawn log-uniformly from \
+{scale_min}-{scale_max} to cover smaller sensors and underexposure, for half of the crops; Brooks' ranges gave the other half."
+    );
     let _ = writeln!(
         s,
         "- Schedule: {} of {} planned iterations, batch {} crops of {}x{}, AdamW (peak lr {:e}, weight decay {:e}), \

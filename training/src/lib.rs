@@ -12,4 +12,5 @@ pub mod export;
 pub mod metrics;
 pub mod data;
 pub mod noise;
+pub mod throughput;
 pub mod train;

@@ -11,6 +11,7 @@ use image::RgbImage;
 use realdenoise_training::data::{self, Split};
 use realdenoise_training::degradations::{CameraNoise, FixedLevel};
 use realdenoise_training::noise::{BayerPattern, NoiseLevel, NoiseModel, NoiseProfiles};
+use realdenoise_training::throughput::{self, DataBench};
 use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 use realdenoise_training::{checkpoint, eval, export};
 
@@ -85,12 +86,34 @@ enum Command {
         /// with larger batches and a fresh schedule.
         #[arg(long)]
         init_from: Option<PathBuf>,
+        /// First start only: scale darktable's calibrated noise by a factor
+        /// drawn log-uniformly from MIN,MAX (default 1,4).
+        #[arg(long, value_name = "MIN,MAX", value_parser = parse_range)]
+        darktable_scale: Option<(f32, f32)>,
     },
     /// Score weights on the validation photos at three noise levels, with
     /// the baselines' results when present; writes a table and a figure.
     Eval(eval::EvalArgs),
     /// Write the EMA weights of a run as a `.rdnz` file plus a model card.
     Export(export::ExportArgs),
+    /// Time the batch pipeline (crops, flips, camera noise) the training
+    /// loop runs beside the model, on each thread count: a training step
+    /// faster than one batch here waits for data.
+    BenchData {
+        /// Training set made by fetch-data.
+        #[arg(long, default_value_os_t = data::default_out_dir())]
+        data: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 128)]
+        patch_size: u32,
+        /// Batches timed per thread count (after one untimed batch).
+        #[arg(long, default_value_t = 10)]
+        batches: u64,
+        /// Thread counts to time, e.g. 1,4,16 (default: all cores).
+        #[arg(long, value_delimiter = ',')]
+        threads: Vec<usize>,
+    },
     /// Add seeded synthetic camera noise at a fixed level to one photo.
     Synth {
         input: PathBuf,
@@ -112,6 +135,18 @@ fn parse_level(s: &str) -> Result<NoiseLevel, String> {
     NoiseLevel::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| format!("unknown level {s:?}: use low, mid or high"))
 }
 
+/// "MIN,MAX" with 0 < MIN <= MAX.
+fn parse_range(s: &str) -> Result<(f32, f32), String> {
+    let bad = || format!("expected MIN,MAX with 0 < MIN <= MAX, e.g. 1,16; got {s:?}");
+    let (low, high) = s.split_once(',').ok_or_else(bad)?;
+    let (low, high): (f32, f32) = (low.trim().parse().map_err(|_| bad())?, high.trim().parse().map_err(|_| bad())?);
+    if low.is_finite() && high.is_finite() && low > 0.0 && low <= high {
+        Ok((low, high))
+    } else {
+        Err(bad())
+    }
+}
+
 fn main() {
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -131,9 +166,9 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from } => {
+        Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from, darktable_scale } => {
             check_backend(backend)?;
-            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from };
+            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from, darktable_scale };
             let config = run_config(&run, &overrides)?;
             let stop = StopAfter { minutes, steps };
             match backend {
@@ -144,6 +179,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval(args) => eval::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::BenchData { data, batch_size, patch_size, batches, threads } => bench_data(&data, DataBench { batch_size, patch_size, batches, seed: 1 }, &threads),
         Command::Synth { input, output, level, seed, pattern, force } => synth(&input, &output, FixedLevel::with_pattern(level, pattern), seed, force),
     }
 }
@@ -213,6 +249,7 @@ struct Overrides {
     validate_every: Option<u64>,
     seed: Option<u64>,
     init_from: Option<PathBuf>,
+    darktable_scale: Option<(f32, f32)>,
 }
 
 /// The run's configuration: read back on resume, created on first start.
@@ -220,7 +257,7 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     let path = run.join(CONFIG_FILE);
     if path.exists() {
         let mut config = TrainConfig::read(run)?;
-        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() {
+        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() || o.darktable_scale.is_some() {
             bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
         }
         if let Some(n) = o.iterations {
@@ -251,6 +288,9 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     }
     if let Some(v) = o.seed {
         config.seed = v;
+    }
+    if let Some(v) = o.darktable_scale {
+        config.darktable_scale = v;
     }
     if let Some(parent) = &o.init_from {
         if parent.canonicalize().ok().is_some_and(|p| run.canonicalize().ok() == Some(p)) {
@@ -287,7 +327,7 @@ pub fn training_noise(data_dir: &Path) -> Result<NoiseModel> {
 fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfig, stop: StopAfter, name: &str, device: B::Device) -> Result<()> {
     let photos: Vec<RgbImage> = data::load_split(data_dir, Split::Train)?.into_iter().map(|p| p.image).collect();
     let val: Vec<RgbImage> = data::load_split(data_dir, Split::Val)?.into_iter().map(|p| p.image).collect();
-    let noise = CameraNoise(training_noise(data_dir)?);
+    let noise = CameraNoise(NoiseModel { level_scale: config.darktable_scale, ..training_noise(data_dir)? });
     let validation = ValidationSet::new(&val, config.validation_patch, config.validation_photos, &FixedLevel::new(NoiseLevel::Mid), 0x5eed);
     if let Some(state) = checkpoint::read_state(run)? {
         println!("resuming {} at step {} of {} on {name}", run.display(), state.step, config.iterations);
@@ -312,8 +352,30 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         loss.last,
         summary.last_validation_psnr.map_or("not measured".into(), |p| format!("{p:.2} dB")),
     );
+    let steps_after_first = summary.last_step - summary.first_step - 1;
+    if steps_after_first > 0 {
+        println!(
+            "waited {:.1} s for batches after the first ({:.1}% of the time; {:.1} ms per step)",
+            summary.data_wait_seconds,
+            100.0 * summary.data_wait_seconds / summary.seconds,
+            1000.0 * summary.data_wait_seconds / steps_after_first as f64,
+        );
+    }
     if let Some(best) = summary.best {
         println!("best validation so far: {:.2} dB at step {} (export it with `export --best`)", best.validation_psnr, best.step);
+    }
+    Ok(())
+}
+
+fn bench_data(data_dir: &Path, bench: DataBench, threads: &[usize]) -> Result<()> {
+    let photos: Vec<RgbImage> = data::load_split(data_dir, Split::Train)?.into_iter().map(|p| p.image).collect();
+    let noise = CameraNoise(training_noise(data_dir)?);
+    let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counts = if threads.is_empty() { vec![all_cores] } else { threads.to_vec() };
+    println!("{} crops of {} px per batch, camera noise, {} batches per thread count ({all_cores} cores here)", bench.batch_size, bench.patch_size, bench.batches);
+    for n in counts {
+        let t = throughput::measure(&photos, &noise, bench, n)?;
+        println!("{:>3} threads: {:7.1} ms per batch, {:7.0} crops/s", t.threads, t.ms_per_batch(), t.crops_per_second());
     }
     Ok(())
 }

@@ -8,7 +8,6 @@ use rand_chacha::ChaCha8Rng;
 use realdenoise_training::metrics::psnr;
 use realdenoise_training::noise::*;
 use std::path::PathBuf;
-use std::time::Instant;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -502,49 +501,6 @@ fn sampled_params_follow_the_model() {
         log_shots[n / 20].exp(),
         log_shots[n / 2].exp(),
         log_shots[n * 19 / 20].exp()
-    );
-}
-
-#[test]
-fn timing_report() {
-    // Not asserted: prints release-mode speeds for the report.
-    let photo = sample_photo();
-    let crops: Vec<Rgb32FImage> = (0..16)
-        .map(|i| {
-            image::imageops::crop_imm(&photo, (i * 19) % 300, (i * 11) % 150, 128, 128).to_image()
-        })
-        .collect();
-    let model = NoiseModel::default();
-    let _ = synthesize_batch(&crops, &model, 0);
-    let t = Instant::now();
-    for k in 0..5 {
-        let _ = synthesize_batch(&crops, &model, k);
-    }
-    println!(
-        "16 crops of 128x128: {:.1} ms per batch",
-        t.elapsed().as_secs_f64() * 1000.0 / 5.0
-    );
-    let big = image::imageops::resize(&photo, 1224, 816, image::imageops::FilterType::Triangle);
-    let model_nojpeg = NoiseModel {
-        jpeg_probability: 0.0,
-        ..NoiseModel::default()
-    };
-    let t = Instant::now();
-    for k in 0..3 {
-        let _ = synthesize_batch(std::slice::from_ref(&big), &model_nojpeg, k);
-    }
-    println!(
-        "one 1224x816 (1.0 MP) image: {:.1} ms",
-        t.elapsed().as_secs_f64() * 1000.0 / 3.0
-    );
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut p = NoiseParams::for_level(NoiseLevel::Mid, &mut rng);
-    p.jpeg_quality = Some(80);
-    let t = Instant::now();
-    let _ = synthesize(&big, &p, &mut rng);
-    println!(
-        "one 1.0 MP image with JPEG: {:.1} ms",
-        t.elapsed().as_secs_f64() * 1000.0
     );
 }
 

@@ -1,0 +1,117 @@
+//! How fast the batch pipeline (crop, augment, synthesise camera noise)
+//! produces training batches: `realdenoise-train bench-data`. The training
+//! loop draws batches on a second thread while the model trains, so a step
+//! that takes longer than one batch here never waits for data; one that is
+//! faster does (the loop reports the time it waited).
+
+use std::time::Instant;
+
+use image::RgbImage;
+
+use crate::batch::{draw_batch, usable_photos, Degradation};
+
+/// The batch shape and how many batches to time.
+#[derive(Debug, Clone, Copy)]
+pub struct DataBench {
+    pub batch_size: usize,
+    pub patch_size: u32,
+    pub batches: u64,
+    pub seed: u64,
+}
+
+/// Measured batch throughput of one thread-pool size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DataThroughput {
+    pub threads: usize,
+    pub batches: u64,
+    pub crops: u64,
+    pub seconds: f64,
+}
+
+impl DataThroughput {
+    pub fn ms_per_batch(&self) -> f64 {
+        1000.0 * self.seconds / self.batches as f64
+    }
+
+    pub fn crops_per_second(&self) -> f64 {
+        self.crops as f64 / self.seconds
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataBenchError {
+    #[error("no training photo is at least {0} x {0} pixels")]
+    NoUsablePhotos(u32),
+    #[error("batch size and batches must be positive")]
+    Empty,
+    #[error("cannot start {threads} threads: {reason}")]
+    Threads { threads: usize, reason: String },
+}
+
+/// Draws `bench.batches` training batches exactly as the training loop does
+/// (steps 0, 1, ...) on a pool of `threads` threads and times them. One
+/// untimed batch first warms the pool and the caches.
+pub fn measure(photos: &[RgbImage], degradation: &dyn Degradation, bench: DataBench, threads: usize) -> Result<DataThroughput, DataBenchError> {
+    if bench.batch_size == 0 || bench.batches == 0 {
+        return Err(DataBenchError::Empty);
+    }
+    let usable = usable_photos(photos, bench.patch_size);
+    if usable.is_empty() {
+        return Err(DataBenchError::NoUsablePhotos(bench.patch_size));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| DataBenchError::Threads { threads, reason: e.to_string() })?;
+    let draw = |step: u64| draw_batch(photos, &usable, bench.batch_size, bench.patch_size, degradation, bench.seed, step);
+    let seconds = pool.install(|| {
+        draw(u64::MAX);
+        let started = Instant::now();
+        let mut crops = 0;
+        for step in 0..bench.batches {
+            crops += draw(step).1.len();
+        }
+        debug_assert_eq!(crops as u64, bench.batches * bench.batch_size as u64);
+        started.elapsed().as_secs_f64()
+    });
+    Ok(DataThroughput { threads: pool.current_num_threads(), batches: bench.batches, crops: bench.batches * bench.batch_size as u64, seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb32FImage;
+
+    /// Counts the crops it is given, so the test sees what `measure` drew.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Degradation for Counting {
+        fn degrade(&self, clean: &[Rgb32FImage], _seed: u64) -> Vec<Rgb32FImage> {
+            self.0.fetch_add(clean.len(), std::sync::atomic::Ordering::Relaxed);
+            clean.to_vec()
+        }
+    }
+
+    #[test]
+    fn measures_the_requested_batches_on_the_requested_threads() {
+        let photos = vec![RgbImage::new(40, 30), RgbImage::new(16, 16)];
+        let counting = Counting(Default::default());
+        let bench = DataBench { batch_size: 3, patch_size: 16, batches: 5, seed: 1 };
+        let result = measure(&photos, &counting, bench, 2).expect("measured");
+        assert_eq!((result.threads, result.batches, result.crops), (2, 5, 15));
+        // Five timed batches plus the warm-up one.
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 18);
+        assert!(result.seconds > 0.0);
+        assert!((result.crops_per_second() * result.seconds - 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn refuses_a_patch_no_photo_can_hold_and_empty_benches() {
+        let photos = vec![RgbImage::new(40, 30)];
+        let counting = Counting(Default::default());
+        let too_big = DataBench { batch_size: 2, patch_size: 64, batches: 1, seed: 1 };
+        assert!(matches!(measure(&photos, &counting, too_big, 1), Err(DataBenchError::NoUsablePhotos(64))));
+        let empty = DataBench { batch_size: 2, patch_size: 16, batches: 0, seed: 1 };
+        assert!(matches!(measure(&photos, &counting, empty, 1), Err(DataBenchError::Empty)));
+    }
+}
