@@ -17,7 +17,7 @@ help:
 	@echo "make weights untrained development weights, if no trained ones exist"
 	@echo "make pkg     build the npm package into pkg/"
 	@echo "make data    fetch and prepare the training set (training/data/set)"
-	@echo "make train   train or resume RUN=runs/bayer on TRAIN_BACKEND=cpu|wgpu|cuda for MINUTES=..."
+	@echo "make train   train or resume RUN=runs/heavy on TRAIN_BACKEND=cpu|wgpu|cuda for MINUTES=..."
 	@echo "make gpu-trainer  the CUDA trainer to carry to a lent GPU machine (out/gpu/)"
 	@echo "make eval    score weights/realdenoise.rdnz against BM3D and FFDNet (docs/eval)"
 	@echo "make export  write the run's EMA weights and model card to weights/"
@@ -104,7 +104,7 @@ budgets: pkg
 # Training (training/README.md). Every call resumes RUN from its last
 # checkpoint; MINUTES bounds one call (e.g. 10-minute chunks on a lent GPU).
 TRAIN := $(CARGO_TARGET_DIR)/release/realdenoise-train
-RUN ?= runs/bayer
+RUN ?= runs/heavy
 TRAIN_BACKEND ?= cpu
 MINUTES ?= 60
 TRAIN_FEATURES := $(if $(filter cuda wgpu,$(TRAIN_BACKEND)),--features $(TRAIN_BACKEND),)
