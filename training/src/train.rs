@@ -125,10 +125,11 @@ impl TrainConfig {
         if self.batch_size == 0 || self.iterations == 0 {
             return Err(TrainError::Config("batch size and iterations must be positive".into()));
         }
+        // The noise model owns the rule for its ranges.
         let (low, high) = self.darktable_scale;
-        if !(low.is_finite() && high.is_finite() && low > 0.0 && low <= high) {
-            return Err(TrainError::Config(format!("darktable scale {low},{high} must satisfy 0 < min <= max")));
-        }
+        crate::noise::NoiseModel { level_scale: self.darktable_scale, ..Default::default() }
+            .validate()
+            .map_err(|e| TrainError::Config(format!("darktable scale {low},{high}: {e}")))?;
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(TrainError::Config(format!("EMA decay {} must lie in [0, 1)", self.ema_decay)));
         }
