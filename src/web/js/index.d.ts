@@ -32,9 +32,27 @@ export interface ModelInfo {
   training: Record<string, unknown>;
 }
 
+/**
+ * The `name` of every error the package rejects with (all are `Error`s; an
+ * `InternalError` has the original error, e.g. a `WebAssembly.RuntimeError`,
+ * as its `cause`). The one exception: an error thrown by your own
+ * `onProgress` callback stops the call and is what it rejects with, unchanged.
+ */
+export type ErrorName =
+  | "InputError" // an argument of the wrong type or out of range; a disposed Denoiser
+  | "WeightsError" // weights that cannot be fetched, read or used
+  | "AbortError" // the AbortSignal was aborted (before or during the call)
+  | "WebGpuUnavailableError" // backend: "webgpu" without a WebGPU adapter
+  | "UnsupportedBrowserError" // no WebAssembly SIMD
+  | "BackendError" // the GPU runtime failed
+  | "InternalError"; // the WebAssembly module could not start, or crashed (the next load starts a fresh one)
+
 export interface LoadOptions {
-  /** Weights file; default: the package's bundled weights. */
-  weights?: string | URL | ArrayBuffer | Uint8Array;
+  /**
+   * Weights: a URL, or the file's bytes (any ArrayBuffer, typed array,
+   * DataView, Blob or Response); default: the package's bundled weights.
+   */
+  weights?: string | URL | ArrayBuffer | SharedArrayBuffer | ArrayBufferView | Blob | Response;
   /** "auto" = WebGPU when an adapter exists, else CPU. */
   backend?: "auto" | Backend;
   onProgress?: (progress: Progress) => void;
@@ -48,15 +66,22 @@ export interface RgbaPixels {
 
 export type ImageInput = ImageData | ImageBitmap | HTMLCanvasElement | OffscreenCanvas | RgbaPixels;
 
+/**
+ * Every option is checked (type and range) when `denoise` is called; a bad
+ * one, or an unknown option name, rejects with an `InputError` naming it.
+ */
 export interface DenoiseOptions {
+  /** Integer 1..10000 (the model uses at most its `T`); default from the weights. */
   steps?: number;
+  /** Default from the weights. */
   sampler?: Sampler;
   /** Default "off". */
   ensemble?: Ensemble;
-  /** 0 = untouched .. 1 = full denoising. */
+  /** Number 0 = untouched .. 1 = full denoising; default 1. */
   strength?: number;
-  /** Tile side in pixels; default from the memory budget. */
+  /** Tile side in pixels, integer 0..2048; 0 (default) = from the memory budget. */
   tileSize?: number;
+  /** Called between steps, tiles and ensemble evaluations; an exception thrown here stops the run and rejects the call with it. */
   onProgress?: (progress: Progress) => void;
   signal?: AbortSignal;
 }
@@ -74,19 +99,31 @@ export interface MemoryUsage {
 }
 
 export declare class Denoiser {
+  private constructor();
   /**
-   * Initialises the module, picks the backend and loads the weights. Rejects
-   * with an `Error` named `UnsupportedBrowserError` (no WebAssembly SIMD),
-   * `WebGpuUnavailableError` (`backend: "webgpu"` without an adapter),
-   * `WeightsError` or `InputError`.
+   * Initialises the module (a failed start is retried by the next load; a
+   * crashed module is replaced by a fresh instance), picks the backend and
+   * loads the weights. Rejects with an `Error` named `UnsupportedBrowserError`
+   * (no WebAssembly SIMD), `WebGpuUnavailableError` (`backend: "webgpu"`
+   * without an adapter), `WeightsError`, `InputError` or `InternalError`.
    */
   static load(options?: LoadOptions): Promise<Denoiser>;
   readonly backend: Backend;
   readonly info: Readonly<ModelInfo>;
+  /**
+   * Calls on one Denoiser are queued and run one after another. Rejects with
+   * an `Error` named `InputError`, `AbortError`, `BackendError` or
+   * `InternalError` (see {@link ErrorName}); the Denoiser keeps working after
+   * any of them except an `InternalError` from a crashed module.
+   */
   denoise(image: ImageInput, options?: DenoiseOptions): Promise<ImageData>;
   /** WebGPU memory usage; null on the CPU backend. */
   memoryUsage(): MemoryUsage | null;
-  /** Frees the model after queued calls, then the device's free GPU pages. */
+  /**
+   * Frees the model once the calls queued before it have finished (they run
+   * normally), then the device's free GPU pages. Calls made after dispose()
+   * reject with an `InputError`.
+   */
   dispose(): Promise<void>;
   [Symbol.dispose](): void;
   [Symbol.asyncDispose](): Promise<void>;

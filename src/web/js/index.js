@@ -1,20 +1,83 @@
 // realdenoise: private, in-browser removal of real-world camera noise.
 // The Denoiser class wraps the wasm module: it initialises it, resolves the
-// backend (never a silent fallback), queues calls, and maps AbortSignals and
-// progress callbacks onto the module's step-by-step observer.
-import init, { Model, webgpuMemoryUsage, webgpuMemoryCleanup } from "./realdenoise.js";
+// backend (never a silent fallback), validates every option before anything
+// reaches the module, queues calls, maps AbortSignals and progress callbacks
+// onto the module's step-by-step observer, and restarts the module after it
+// crashed (a trapped WebAssembly instance is never used again).
+import * as firstGlue from "./realdenoise.js";
 
 const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
+const WASM_URL = new URL("./realdenoise_bg.wasm", import.meta.url);
 // Activation memory one tile may use; on WebGPU the model also shrinks tiles
 // until their widest tensor fits the adapter's buffer limit.
 const CPU_BUDGET = 256 * 1024 * 1024;
 const GPU_BUDGET = 512 * 1024 * 1024;
 
+const BACKENDS = ["auto", "webgpu", "cpu"];
+const SAMPLERS = ["improved", "origin"];
+const ENSEMBLES = ["off", "flips", "dihedral"];
+/** Largest `steps` accepted (the model caps it at its `T` anyway). */
+const MAX_STEPS = 10_000;
+/** Largest explicit `tileSize` (the model's own largest tile side). */
+const MAX_TILE_SIDE = 2048;
+/** Largest image side (the module takes sizes as u32; this keeps products exact). */
+const MAX_SIDE = 1 << 20;
+/** The names every rejection of this package carries. */
+const ERROR_NAMES = new Set([
+  "WeightsError", "InputError", "AbortError", "BackendError", "InternalError",
+  "WebGpuUnavailableError", "UnsupportedBrowserError",
+]);
+
 function namedError(name, message, cause) {
-  const error = new Error(message, cause ? { cause } : undefined);
+  const error = new Error(message, cause !== undefined ? { cause } : undefined);
   error.name = name;
   return error;
 }
+
+/** A short description of any value for error messages (never megabytes of it). */
+function describe(value) {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "string": {
+      const shown = JSON.stringify(value.length > 80 ? value.slice(0, 80) : value);
+      return value.length > 80 ? `the string ${shown}… (${value.length} characters)` : `the string ${shown}`;
+    }
+    case "number":
+      return `the number ${value}`;
+    case "bigint":
+      return `the bigint ${value}n`;
+    case "boolean":
+      return `the boolean ${value}`;
+    case "undefined":
+      return "undefined";
+    case "function":
+      return "a function";
+    case "symbol":
+      return "a symbol";
+    default: {
+      if (Array.isArray(value)) return `an array of length ${value.length}`;
+      let kind = "Object";
+      try {
+        kind = Object.prototype.toString.call(value).slice(8, -1);
+      } catch {
+        // a revoked Proxy
+      }
+      return kind === "Object" ? "an object" : `a ${kind}`;
+    }
+  }
+}
+
+const inputError = (message) => namedError("InputError", message);
+const abortError = () => namedError("AbortError", "the denoising run was aborted");
+
+// ---------------------------------------------------------------------------
+// The WebAssembly module. wasm-bindgen's glue keeps one instance per imported
+// copy of realdenoise.js; a trap (a Rust panic, an allocation failure) leaves
+// that instance in an undefined state (locks held, futures that never
+// settle). Every call into the module goes through `call`/`callSync`, which
+// notice a trap, reject the calls in flight with an InternalError and mark
+// the instance as crashed; the next `Denoiser.load` starts a fresh instance
+// from a freshly imported copy of the glue.
 
 // The module is built with WebAssembly SIMD (128-bit vectors), which the CPU
 // path needs for its speed. A browser without it would fail to compile the
@@ -27,17 +90,149 @@ const SIMD_PROBE = new Uint8Array([
   0x0a, 0x0a, 0x01, 0x08, 0x00, 0x41, 0x00, 0xfd, 0x0f, 0xfd, 0x62, 0x0b, // code
 ]);
 
-let ready = null;
-function initialise() {
-  if (ready) return ready; // probed and started once per page or worker
+class Runtime {
+  constructor(glue) {
+    this.glue = glue;
+    /** The RuntimeError that crashed this instance, or null. */
+    this.trapped = null;
+    /** Rejecters of the calls in flight. */
+    this.pending = new Set();
+    /** WeakRefs to the Models made on this instance. */
+    this.models = new Set();
+  }
+}
+
+let current = null; // { runtime, ready } of the instance in use or starting
+let instances = 0; // glue copies imported after the first (cache-busting)
+let freshGlueNeeded = false;
+let compiledModule = null; // the compiled WebAssembly.Module, reused by restarts
+let watching = false;
+
+function crashError(runtime) {
+  return namedError(
+    "InternalError",
+    `the WebAssembly module crashed (${runtime.trapped}); this Denoiser cannot be used any more, load a new one`,
+    runtime.trapped,
+  );
+}
+
+function markTrapped(runtime, error) {
+  if (runtime.trapped) return;
+  runtime.trapped = error;
+  if (current?.runtime === runtime) current = null;
+  freshGlueNeeded = true;
+  for (const reject of runtime.pending) reject(crashError(runtime));
+  runtime.pending.clear();
+  // Forget the models without calling into the crashed instance (freeing
+  // them there, even from the glue's finalizers, could trap again).
+  for (const ref of runtime.models) ref.deref()?.__destroy_into_raw?.();
+  runtime.models.clear();
+}
+
+// A trap inside an async export happens in a microtask of
+// wasm-bindgen-futures: it surfaces as an uncaught error event, and the
+// export's promise never settles. Watch for it while calls are in flight.
+function watchForTraps() {
+  if (watching || typeof globalThis.addEventListener !== "function") return;
+  watching = true;
+  const onError = (event) => {
+    const error = event.error ?? event.reason;
+    const runtime = current?.runtime;
+    if (error instanceof WebAssembly.RuntimeError && runtime && runtime.pending.size > 0) {
+      markTrapped(runtime, error);
+      event.preventDefault();
+    }
+  };
+  globalThis.addEventListener("error", onError);
+  globalThis.addEventListener("unhandledrejection", onError);
+}
+
+/** Errors from the module or the browser, as this package's named errors. */
+function toNamed(error, runtime) {
+  if (error instanceof WebAssembly.RuntimeError) {
+    if (runtime) {
+      markTrapped(runtime, error);
+      return crashError(runtime);
+    }
+    return namedError("InternalError", `the WebAssembly module crashed (${error})`, error);
+  }
+  if (error instanceof Error && ERROR_NAMES.has(error.name)) return error;
+  if (error instanceof Error) return namedError("InternalError", `${error.name}: ${error.message}`, error);
+  return namedError("InternalError", `unexpected failure: ${describe(error)}`, error);
+}
+
+/** Runs an async call into the module; rejects with a named error, also when the module traps. */
+function call(runtime, start) {
+  if (runtime.trapped) return Promise.reject(crashError(runtime));
+  return new Promise((resolve, reject) => {
+    runtime.pending.add(reject);
+    const settle = (action) => (value) => {
+      if (!runtime.pending.delete(reject)) return; // already rejected by a trap
+      action(value);
+    };
+    let result;
+    try {
+      result = start();
+    } catch (error) {
+      settle(reject)(toNamed(error, runtime));
+      return;
+    }
+    Promise.resolve(result).then(settle(resolve), (error) => settle(reject)(toNamed(error, runtime)));
+  });
+}
+
+/** Runs a synchronous call into the module; throws a named error. */
+function callSync(runtime, run) {
+  if (runtime.trapped) throw crashError(runtime);
+  try {
+    return run();
+  } catch (error) {
+    throw toNamed(error, runtime);
+  }
+}
+
+async function importGlue() {
+  if (!freshGlueNeeded && instances === 0) return firstGlue;
+  // A fresh copy of the glue module is a fresh instance of its state.
+  instances += 1;
+  const url = new URL("./realdenoise.js", import.meta.url);
+  url.searchParams.set("instance", String(instances));
+  const glue = await import(/* @vite-ignore */ /* webpackIgnore: true */ url.href);
+  if (typeof glue.default !== "function" || typeof glue.Model !== "function") {
+    throw new Error(`${url.pathname} is not realdenoise's wasm-bindgen module (was the package bundled in an unusual way?)`);
+  }
+  return glue;
+}
+
+/** The running module instance, started (again) when there is none. */
+function startRuntime() {
+  if (current) return current.ready;
   if (!WebAssembly.validate(SIMD_PROBE)) {
-    throw namedError(
+    return Promise.reject(namedError(
       "UnsupportedBrowserError",
       "this browser does not support WebAssembly SIMD, which realdenoise needs (Chrome or Edge 91, Firefox 89, Safari 16.4 or newer)",
-    );
+    ));
   }
-  ready = init({ module_or_path: new URL("./realdenoise_bg.wasm", import.meta.url) });
-  return ready;
+  watchForTraps();
+  const starting = {};
+  starting.ready = (async () => {
+    const glue = await importGlue();
+    const runtime = new Runtime(glue);
+    starting.runtime = runtime;
+    await glue.default({ module_or_path: compiledModule ?? WASM_URL });
+    compiledModule ??= glue.default.__wbindgen_wasm_module ?? null;
+    freshGlueNeeded = false;
+    return runtime;
+  })().catch((error) => {
+    // Not cached: the next load tries again (a fresh copy of the glue if
+    // the module got as far as running).
+    if (current === starting) current = null;
+    if (error instanceof WebAssembly.RuntimeError) freshGlueNeeded = true;
+    if (error instanceof Error && ERROR_NAMES.has(error.name)) throw error;
+    throw namedError("InternalError", `cannot start the WebAssembly module (${WASM_URL.pathname}): ${error?.message ?? describe(error)}`, error);
+  });
+  current = starting;
+  return starting.ready;
 }
 
 async function probeAdapter() {
@@ -49,32 +244,140 @@ async function probeAdapter() {
   }
 }
 
-async function readWeights(weights) {
-  if (weights instanceof Uint8Array) return weights;
-  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
-  const url = weights ?? DEFAULT_WEIGHTS;
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (cause) {
-    throw namedError("WeightsError", `cannot fetch weights from ${url}`, cause);
+// ---------------------------------------------------------------------------
+// Validation: every option is checked here, before anything reaches wasm.
+
+function checkOptionsObject(options, what, known) {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw inputError(`${what} must be an object (got ${describe(options)})`);
   }
-  if (!response.ok) throw namedError("WeightsError", `cannot fetch weights from ${url}: HTTP ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw inputError(`unknown ${what.replace(/s$/, "")} ${JSON.stringify(key.slice(0, 80))} (known: ${known.join(", ")})`);
+    }
+  }
+  return options;
+}
+
+function checkChoice(name, value, choices) {
+  if (typeof value !== "string" || !choices.includes(value)) {
+    const list = choices.map((c) => JSON.stringify(c));
+    throw inputError(`${name} must be ${list.slice(0, -1).join(", ")} or ${list.at(-1)} (got ${describe(value)})`);
+  }
+  return value;
+}
+
+function checkInteger(name, value, min, max) {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw inputError(`${name} must be an integer from ${min} to ${max} (got ${describe(value)})`);
+  }
+  return value;
+}
+
+function checkCallback(name, value) {
+  if (value !== undefined && typeof value !== "function") {
+    throw inputError(`${name} must be a function (got ${describe(value)})`);
+  }
+  return value;
+}
+
+function isAbortSignal(value) {
+  if (typeof AbortSignal !== "undefined") return value instanceof AbortSignal;
+  return value !== null && typeof value === "object" && typeof value.aborted === "boolean";
+}
+
+const LOAD_OPTIONS = ["weights", "backend", "onProgress"];
+const DENOISE_OPTIONS = ["steps", "sampler", "ensemble", "strength", "tileSize", "onProgress", "signal"];
+
+function isWeightsSource(value) {
+  return (
+    value instanceof ArrayBuffer ||
+    (typeof SharedArrayBuffer !== "undefined" && value instanceof SharedArrayBuffer) ||
+    ArrayBuffer.isView(value) ||
+    (typeof Blob !== "undefined" && value instanceof Blob) ||
+    (typeof Response !== "undefined" && value instanceof Response) ||
+    typeof value === "string" ||
+    value instanceof URL
+  );
+}
+
+/** Checks `Denoiser.load`'s options; returns them with defaults. */
+function validateLoadOptions(options) {
+  const { weights, backend = "auto", onProgress } = checkOptionsObject(options, "load options", LOAD_OPTIONS);
+  checkChoice("backend", backend, BACKENDS);
+  if (weights !== undefined && !isWeightsSource(weights)) {
+    throw inputError(
+      `weights must be a URL (string or URL), an ArrayBuffer, a typed array or DataView, a Blob or a Response (got ${describe(weights)})`,
+    );
+  }
+  checkCallback("onProgress", onProgress);
+  return { weights, backend, onProgress };
+}
+
+/** Checks `denoise`'s options against the model's defaults; returns the values sent to the module. */
+function validateOptions(options, info) {
+  const {
+    steps = info.defaultSteps, sampler = info.defaultSampler, ensemble = "off", strength = 1, tileSize = 0,
+    onProgress, signal,
+  } = checkOptionsObject(options, "denoise options", DENOISE_OPTIONS);
+  checkInteger("steps", steps, 1, MAX_STEPS);
+  checkChoice("sampler", sampler, SAMPLERS);
+  checkChoice("ensemble", ensemble, ENSEMBLES);
+  if (typeof strength !== "number" || !(strength >= 0 && strength <= 1)) {
+    throw inputError(`strength must be a number from 0 to 1 (got ${describe(strength)})`);
+  }
+  checkInteger("tileSize", tileSize, 0, MAX_TILE_SIDE);
+  checkCallback("onProgress", onProgress);
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    throw inputError(`signal must be an AbortSignal (got ${describe(signal)})`);
+  }
+  return { steps, sampler, ensemble, strength, tileSize, onProgress, signal };
+}
+
+async function readWeights(weights) {
+  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
+  if (typeof SharedArrayBuffer !== "undefined" && weights instanceof SharedArrayBuffer) return new Uint8Array(weights);
+  if (ArrayBuffer.isView(weights)) return new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
+  if (typeof Blob !== "undefined" && weights instanceof Blob) {
+    try {
+      return new Uint8Array(await weights.arrayBuffer());
+    } catch (cause) {
+      throw namedError("WeightsError", "cannot read the weights Blob", cause);
+    }
+  }
+  let response = weights;
+  const url = weights ?? DEFAULT_WEIGHTS;
+  const shown = () => (typeof url === "string" ? describe(url).replace(/^the string /, "") : String(url).slice(0, 200));
+  if (!(typeof Response !== "undefined" && weights instanceof Response)) {
+    try {
+      response = await fetch(url);
+    } catch (cause) {
+      throw namedError("WeightsError", `cannot fetch weights from ${shown()}`, cause);
+    }
+  }
+  if (!response.ok) throw namedError("WeightsError", `cannot fetch weights from ${shown()}: HTTP ${response.status}`);
+  try {
+    return new Uint8Array(await response.arrayBuffer());
+  } catch (cause) {
+    throw namedError("WeightsError", `cannot read weights from ${shown()}`, cause);
+  }
 }
 
 /** Reads RGBA pixels out of any supported image source. */
 function toPixels(image) {
-  if (image && typeof image === "object" && "data" in image && "width" in image && "height" in image) {
+  if (image !== null && typeof image === "object" && "data" in image && "width" in image && "height" in image) {
     const { data, width, height } = image;
     if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
-      throw namedError("InputError", "image.data must be a Uint8Array or Uint8ClampedArray of RGBA values");
+      throw inputError(`image.data must be a Uint8Array or Uint8ClampedArray of RGBA values (got ${describe(data)})`);
     }
-    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
-      throw namedError("InputError", `image size must be positive integers (got ${width}x${height})`);
+    for (const [name, value] of [["width", width], ["height", height]]) {
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_SIDE) {
+        throw inputError(`image.${name} must be an integer from 1 to ${MAX_SIDE} (got ${describe(value)})`);
+      }
     }
     if (data.length !== width * height * 4) {
-      throw namedError("InputError", `image.data has ${data.length} bytes; ${width}x${height} RGBA needs ${width * height * 4}`);
+      throw inputError(`image.data has ${data.length} bytes; ${width}x${height} RGBA needs ${width * height * 4}`);
     }
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
   }
@@ -83,10 +386,10 @@ function toPixels(image) {
     (typeof HTMLCanvasElement !== "undefined" && image instanceof HTMLCanvasElement) ||
     (typeof OffscreenCanvas !== "undefined" && image instanceof OffscreenCanvas);
   if (!drawable) {
-    throw namedError("InputError", "image must be ImageData, ImageBitmap, a canvas, or { data, width, height }");
+    throw inputError(`image must be ImageData, ImageBitmap, a canvas, or { data, width, height } (got ${describe(image)})`);
   }
   const { width, height } = image;
-  if (!width || !height) throw namedError("InputError", `image is empty (${width}x${height})`);
+  if (!width || !height) throw inputError(`image is empty (${width}x${height})`);
   const canvas = new OffscreenCanvas(width, height);
   const context = canvas.getContext("2d");
   context.drawImage(image, 0, 0);
@@ -99,80 +402,117 @@ function toImageData(bytes, width, height) {
   return typeof ImageData !== "undefined" ? new ImageData(clamped, width, height) : { data: clamped, width, height, colorSpace: "srgb" };
 }
 
+const constructing = Symbol("realdenoise.Denoiser");
+
 export class Denoiser {
   #model;
+  #runtime;
   #queue = Promise.resolve();
   #budget;
   #disposed = false;
   #released = null;
 
-  constructor(model, budget) {
+  /** Use `Denoiser.load`. */
+  constructor(token, model, runtime, budget, info) {
+    if (token !== constructing) throw new TypeError("use Denoiser.load() to make a Denoiser");
     this.#model = model;
+    this.#runtime = runtime;
     this.#budget = budget;
     /** "webgpu" | "cpu": the backend actually in use. */
     this.backend = model.backend;
     /** Model metadata from the weights header. */
-    this.info = Object.freeze(JSON.parse(model.infoJson()));
+    this.info = Object.freeze(info);
   }
 
   /**
-   * @param {{ weights?: string | URL | ArrayBuffer | Uint8Array, backend?: "auto" | "webgpu" | "cpu",
+   * @param {{ weights?: string | URL | ArrayBuffer | ArrayBufferView | Blob | Response, backend?: "auto" | "webgpu" | "cpu",
    *           onProgress?: (p: {stage: string, fraction: number}) => void }} [options]
    */
-  static async load({ weights, backend = "auto", onProgress } = {}) {
-    if (!["auto", "webgpu", "cpu"].includes(backend)) {
-      throw namedError("InputError", `backend must be "auto", "webgpu" or "cpu" (got ${JSON.stringify(backend)})`);
-    }
-    onProgress?.({ stage: "init", fraction: 0 });
-    await initialise();
-    let adapter = null;
-    if (backend !== "cpu") {
-      adapter = await probeAdapter();
-      if (!adapter && backend === "webgpu") {
-        throw namedError("WebGpuUnavailableError", "WebGPU was requested but this browser exposes no WebGPU adapter");
+  static async load(options) {
+    const { weights, backend, onProgress } = validateLoadOptions(options);
+    // Errors thrown by onProgress reach the caller unchanged.
+    let failedCallback = null;
+    const report = (progress) => {
+      try {
+        onProgress?.(progress);
+      } catch (error) {
+        failedCallback = { error };
+        throw error;
       }
+    };
+    try {
+      report({ stage: "init", fraction: 0 });
+      const runtime = await startRuntime();
+      let adapter = null;
+      if (backend !== "cpu") {
+        adapter = await probeAdapter();
+        if (!adapter && backend === "webgpu") {
+          throw namedError("WebGpuUnavailableError", "WebGPU was requested but this browser exposes no WebGPU adapter");
+        }
+      }
+      const chosen = adapter ? "webgpu" : "cpu";
+      report({ stage: "weights", fraction: 0.3 });
+      const bytes = await readWeights(weights);
+      report({ stage: "model", fraction: 0.7 });
+      const model = await call(runtime, () => runtime.glue.Model.load(bytes, chosen));
+      runtime.models.add(new WeakRef(model));
+      const info = callSync(runtime, () => JSON.parse(model.infoJson()));
+      // The model itself also keeps each tile's widest tensor within the
+      // device's buffer limit (maxStorageBufferBindingSize).
+      const denoiser = new Denoiser(constructing, model, runtime, adapter ? GPU_BUDGET : CPU_BUDGET, info);
+      report({ stage: "ready", fraction: 1 });
+      return denoiser;
+    } catch (error) {
+      if (failedCallback) throw failedCallback.error;
+      throw toNamed(error);
     }
-    const chosen = adapter ? "webgpu" : "cpu";
-    onProgress?.({ stage: "weights", fraction: 0.3 });
-    const bytes = await readWeights(weights);
-    onProgress?.({ stage: "model", fraction: 0.7 });
-    const model = await Model.load(bytes, chosen);
-    // The model itself also keeps each tile's widest tensor within the
-    // device's buffer limit (maxStorageBufferBindingSize).
-    const budget = adapter ? GPU_BUDGET : CPU_BUDGET;
-    onProgress?.({ stage: "ready", fraction: 1 });
-    return new Denoiser(model, budget);
   }
 
   /**
    * Denoises an image; resolves to ImageData of the same size (alpha untouched).
-   * Calls on one Denoiser run one after another.
+   * Calls on one Denoiser run one after another. Options are checked when
+   * the call is made; bad ones reject with an InputError.
    */
-  denoise(image, { steps, sampler, ensemble = "off", strength = 1, tileSize = 0, onProgress, signal } = {}) {
-    const run = this.#queue.then(() => this.#run(image, { steps, sampler, ensemble, strength, tileSize, onProgress, signal }));
+  denoise(image, options) {
+    if (this.#disposed) return Promise.reject(inputError("this Denoiser was disposed; load a new one"));
+    let request;
+    try {
+      request = { ...validateOptions(options, this.info), ...toPixels(image) };
+    } catch (error) {
+      return Promise.reject(toNamed(error));
+    }
+    const run = this.#queue.then(() => this.#run(request));
     this.#queue = run.catch(() => {});
     return run;
   }
 
-  async #run(image, { steps, sampler, ensemble, strength, tileSize, onProgress, signal }) {
-    if (this.#disposed) throw namedError("InputError", "this Denoiser was disposed");
-    if (signal?.aborted) throw namedError("AbortError", "the denoising run was aborted");
-    const { data, width, height } = toPixels(image);
-    const chosenSteps = steps ?? this.info.defaultSteps;
-    const chosenSampler = sampler ?? this.info.defaultSampler;
-    if (!Number.isInteger(chosenSteps) || chosenSteps < 1) {
-      throw namedError("InputError", `steps must be a positive integer (got ${chosenSteps})`);
-    }
+  async #run({ data, width, height, steps, sampler, ensemble, strength, tileSize, onProgress, signal }) {
+    if (this.#runtime.trapped) throw crashError(this.#runtime);
+    if (signal?.aborted) throw abortError();
+    let failedCallback = null;
     const progress = async (event) => {
-      onProgress?.(event);
+      if (failedCallback) return false;
+      try {
+        onProgress?.(event);
+      } catch (error) {
+        failedCallback = { error };
+        return false;
+      }
       // Let the event loop run so abort signals and messages arrive.
       await new Promise((resolve) => setTimeout(resolve, 0));
       return !signal?.aborted;
     };
-    const output = await this.#model.denoise(
-      data, width, height, chosenSteps, chosenSampler, ensemble, strength, tileSize, this.#budget, progress,
-    );
-    return toImageData(output, width, height);
+    try {
+      const model = this.#model;
+      const output = await call(this.#runtime, () =>
+        model.denoise(data, width, height, steps, sampler, ensemble, strength, tileSize, this.#budget, progress),
+      );
+      return toImageData(output, width, height);
+    } catch (error) {
+      // An exception thrown by onProgress stops the run and is what the caller gets.
+      if (failedCallback) throw failedCallback.error;
+      throw error;
+    }
   }
 
   /**
@@ -184,20 +524,30 @@ export class Denoiser {
    */
   memoryUsage() {
     if (this.backend !== "webgpu") return null;
-    const json = webgpuMemoryUsage();
+    const runtime = this.#runtime;
+    const json = callSync(runtime, () => runtime.glue.webgpuMemoryUsage());
     return json === undefined ? null : JSON.parse(json);
   }
 
   /**
-   * Frees the model once queued calls have finished, then returns the
-   * device's free GPU memory pages to the browser. Resolves when done.
+   * Frees the model once the calls queued before it have finished, then
+   * returns the device's free GPU memory pages to the browser. Resolves when
+   * done; calls made after dispose() reject with an InputError.
    */
   dispose() {
     if (!this.#disposed) {
       this.#disposed = true;
+      const runtime = this.#runtime;
       this.#released = this.#queue.then(() => {
-        this.#model.free();
-        if (this.backend === "webgpu") webgpuMemoryCleanup();
+        if (runtime.trapped) return; // nothing can be freed in a crashed instance
+        try {
+          callSync(runtime, () => {
+            this.#model.free();
+            if (this.backend === "webgpu") runtime.glue.webgpuMemoryCleanup();
+          });
+        } catch {
+          // A crash while freeing has marked the instance; the memory goes with it.
+        }
       });
     }
     return this.#released;

@@ -12,65 +12,85 @@
 //                   { id, type: "error", name, message }
 //                   { id, type: "memory", usage }   (usage: see Denoiser.memoryUsage(); null on CPU)
 //                   { id, type: "disposed" }
+// Messages are handled one after another in the order they arrive, so
+// `load` and `denoise` may be posted at once; `cancel` acts immediately, on a
+// running denoise or on one still waiting its turn. A `load` that fails
+// keeps the model loaded before it.
 import { Denoiser } from "./index.js";
 
 let denoiser = null;
-const running = new Map();
+/** AbortControllers of the denoise messages received and not yet answered. */
+const controllers = new Map();
+let queue = Promise.resolve();
 
 function reply(message, transfer) {
   self.postMessage(message, transfer ?? []);
 }
 
-self.onmessage = async ({ data: message }) => {
+const inputError = (message) => Object.assign(new Error(message), { name: "InputError" });
+
+async function handle(message) {
   const { id, type } = message;
-  try {
-    switch (type) {
-      case "load": {
-        const previous = denoiser;
-        denoiser = null;
-        await previous?.dispose();
-        denoiser = await Denoiser.load({
-          weights: message.weights,
-          backend: message.backend,
+  switch (type) {
+    case "load": {
+      const loaded = await Denoiser.load({
+        weights: message.weights,
+        backend: message.backend,
+        onProgress: (progress) => reply({ id, type: "progress", progress }),
+      });
+      const previous = denoiser;
+      denoiser = loaded;
+      await previous?.dispose().catch(() => {});
+      reply({ id, type: "loaded", backend: denoiser.backend, info: denoiser.info });
+      break;
+    }
+    case "denoise": {
+      const controller = controllers.get(id) ?? new AbortController();
+      try {
+        if (!denoiser) throw inputError("send a load message first");
+        const { options = {} } = message;
+        if (options === null || typeof options !== "object" || Array.isArray(options)) {
+          throw inputError("options must be an object");
+        }
+        const out = await denoiser.denoise(message.image, {
+          ...options,
+          signal: controller.signal,
           onProgress: (progress) => reply({ id, type: "progress", progress }),
         });
-        reply({ id, type: "loaded", backend: denoiser.backend, info: denoiser.info });
-        break;
+        const data = new Uint8ClampedArray(out.data);
+        reply({ id, type: "result", image: { data, width: out.width, height: out.height } }, [data.buffer]);
+      } finally {
+        if (controllers.get(id) === controller) controllers.delete(id);
       }
-      case "denoise": {
-        if (!denoiser) throw Object.assign(new Error("send a load message first"), { name: "InputError" });
-        const controller = new AbortController();
-        running.set(id, controller);
-        try {
-          const out = await denoiser.denoise(message.image, {
-            ...message.options,
-            signal: controller.signal,
-            onProgress: (progress) => reply({ id, type: "progress", progress }),
-          });
-          const data = new Uint8ClampedArray(out.data);
-          reply({ id, type: "result", image: { data, width: out.width, height: out.height } }, [data.buffer]);
-        } finally {
-          running.delete(id);
-        }
-        break;
-      }
-      case "cancel":
-        running.get(message.target)?.abort();
-        break;
-      case "memory":
-        reply({ id, type: "memory", usage: denoiser?.memoryUsage() ?? null });
-        break;
-      case "dispose": {
-        const previous = denoiser;
-        denoiser = null;
-        await previous?.dispose();
-        reply({ id, type: "disposed" });
-        break;
-      }
-      default:
-        throw Object.assign(new Error(`unknown message type ${JSON.stringify(type)}`), { name: "InputError" });
+      break;
     }
-  } catch (error) {
-    reply({ id, type: "error", name: error?.name ?? "Error", message: String(error?.message ?? error) });
+    case "memory":
+      reply({ id, type: "memory", usage: denoiser?.memoryUsage() ?? null });
+      break;
+    case "dispose": {
+      const previous = denoiser;
+      denoiser = null;
+      await previous?.dispose();
+      reply({ id, type: "disposed" });
+      break;
+    }
+    default:
+      throw inputError(`unknown message type ${JSON.stringify(String(type)).slice(0, 100)}`);
   }
+}
+
+self.onmessage = ({ data: message }) => {
+  if (message === null || typeof message !== "object") {
+    reply({ id: undefined, type: "error", name: "InputError", message: "messages must be objects with an id and a type" });
+    return;
+  }
+  const { id, type } = message;
+  if (type === "cancel") {
+    controllers.get(message.target)?.abort();
+    return;
+  }
+  if (type === "denoise") controllers.set(id, new AbortController());
+  queue = queue
+    .then(() => handle(message))
+    .catch((error) => reply({ id, type: "error", name: error?.name ?? "Error", message: String(error?.message ?? error) }));
 };
