@@ -133,3 +133,39 @@ test("the Vite dev server (optimizeDeps.exclude) serves a working page", { timeo
     await vite.close();
   }
 });
+
+// After a wasm trap the package starts a fresh module instance by importing a
+// second copy of its wasm-bindgen glue, found with
+// `new URL("./realdenoise.js", import.meta.url)`. Vite copies that file into
+// the build; a copy imported with a query string must be a working, separate
+// instance there.
+test("vite build keeps the glue copy the package restarts a crashed module from", { timeout: 300_000 }, async () => {
+  const assets = readdirSync(join(dist, "assets"));
+  const glue = assets.filter((name) => name.startsWith("realdenoise") && name.endsWith(".js"));
+  assert.equal(glue.length, 1, `assets: ${assets}`);
+  const wasm = assets.find((name) => name.endsWith(".wasm"));
+  const weights = assets.find((name) => name.endsWith(".rdnz"));
+  const site = await serve(dist);
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${site.origin}/no-app-here`); // same origin, without running the app
+    const result = await page.evaluate(async ({ glue, wasm, weights }) => {
+      const widths = [];
+      for (const instance of [1, 2]) {
+        const module = await import(`/assets/${glue}?instance=${instance}`);
+        const exports = await module.default({ module_or_path: `/assets/${wasm}` });
+        const bytes = new Uint8Array(await (await fetch(`/assets/${weights}`)).arrayBuffer());
+        const model = await module.Model.load(bytes, "cpu");
+        const out = await model.denoise(new Uint8Array(16 * 16 * 4).fill(100), 16, 16, 1, "improved", "off", 1, 0, 2 ** 28, async () => true);
+        widths.push({ length: out.length, memory: exports.memory.buffer.byteLength > 0 });
+        model.free();
+      }
+      return widths;
+    }, { glue: glue[0], wasm, weights });
+    assert.deepEqual(result, [{ length: 1024, memory: true }, { length: 1024, memory: true }]);
+  } finally {
+    await browser.close();
+    await site.close();
+  }
+});

@@ -105,7 +105,6 @@ class Runtime {
 let current = null; // { runtime, ready } of the instance in use or starting
 let instances = 0; // glue copies imported after the first (cache-busting)
 let freshGlueNeeded = false;
-let compiledModule = null; // the compiled WebAssembly.Module, reused by restarts
 let watching = false;
 
 function crashError(runtime) {
@@ -219,8 +218,7 @@ function startRuntime() {
     const glue = await importGlue();
     const runtime = new Runtime(glue);
     starting.runtime = runtime;
-    await glue.default({ module_or_path: compiledModule ?? WASM_URL });
-    compiledModule ??= glue.default.__wbindgen_wasm_module ?? null;
+    await glue.default({ module_or_path: WASM_URL });
     freshGlueNeeded = false;
     return runtime;
   })().catch((error) => {
