@@ -11,9 +11,21 @@
 //! | 16 + L        | 2·n  | the tensors' values as IEEE f16, in table order, row-major |
 //! | end − 4       | 4    | CRC-32 (IEEE) of every preceding byte           |
 //!
-//! Reading checks, in order: length, magic, version, header, size, checksum,
-//! then that every tensor matches the network the config describes. Each
-//! failure is its own [`WeightsError`]; nothing panics on bad input.
+//! Reading checks, in order: length, magic, version, header (its length, its
+//! JSON, the tensor table's size against [`limits`], the model config against
+//! [`crate::model::limits`], the recommended steps against `T`), size,
+//! checksum, then that every tensor matches the network the config
+//! describes — compared on shapes alone, before any tensor is allocated.
+//! Each failure is its own [`WeightsError`] naming the field; nothing panics
+//! on bad input, all size arithmetic is checked, and the reader never
+//! allocates more than the file's own size could justify: the f16 values
+//! become f32 tensors (2x the data) once the table has matched.
+//!
+//! Limits a file must respect ([`limits`]): a JSON header of at most 1 MiB,
+//! at most 4,096 tensors of rank 1 to 4, at most 2^26 parameters (128 MiB of
+//! f16); a model config within [`crate::model::limits`] (RGB; at most 512 base
+//! and 2,048 channels per level, 9 levels, 16 blocks per level, `T` 1,000);
+//! recommended steps between 1 and `T`.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
@@ -30,6 +42,19 @@ pub const ARCHITECTURE: &str = "realdenoise-unet";
 pub const EXTENSION: &str = "rdnz";
 const PREAMBLE: usize = 16;
 const CHECKSUM: usize = 4;
+
+/// Bounds on what a header may declare, checked before anything it declares
+/// is allocated. Far above the shipped model (1.8 MB, 64 tensors).
+pub mod limits {
+    /// Longest JSON header, in bytes.
+    pub const HEADER_BYTES: usize = 1 << 20;
+    /// Most tensors in the table.
+    pub const TENSORS: usize = 4096;
+    /// Highest tensor rank (convolution kernels are rank 4).
+    pub const RANK: usize = 4;
+    /// Most parameters in all (128 MiB as f16, 256 MiB once loaded as f32).
+    pub const PARAMETERS: usize = 1 << 26;
+}
 
 /// What went wrong reading or writing a weights file.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +79,8 @@ pub enum WeightsError {
     ArchitectureMismatch(String),
     #[error("weights contain a non-finite value in tensor '{0}'")]
     NonFinite(String),
+    #[error("weights header field {field} is out of range: {found} (allowed: {allowed})")]
+    OutOfRange { field: String, found: String, allowed: String },
     #[error("cannot read weights file {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -101,8 +128,10 @@ pub struct TensorEntry {
 }
 
 impl TensorEntry {
+    /// Number of values; saturates instead of overflowing on shapes that
+    /// [`read_header`] would refuse.
     fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |product, &side| product.saturating_mul(side))
     }
 }
 
@@ -116,9 +145,42 @@ pub struct Header {
 }
 
 impl Header {
-    /// Number of stored parameters.
+    /// Number of stored parameters (saturating; exact for any header
+    /// [`read_header`] accepted).
     pub fn parameter_count(&self) -> usize {
-        self.tensors.iter().map(TensorEntry::len).sum()
+        self.tensors.iter().fold(0usize, |sum, entry| sum.saturating_add(entry.len()))
+    }
+
+    /// Checks the sizes the header declares against [`limits`] and the
+    /// recommended steps against `T`, with checked arithmetic: after this,
+    /// [`Header::parameter_count`] is exact and small enough to allocate.
+    fn check_limits(&self) -> Result<usize, WeightsError> {
+        let out_of_range = |field: String, found: String, allowed: String| WeightsError::OutOfRange { field, found, allowed };
+        if self.tensors.len() > limits::TENSORS {
+            return Err(out_of_range("tensors".into(), format!("{} entries", self.tensors.len()), format!("at most {}", limits::TENSORS)));
+        }
+        let mut total: usize = 0;
+        for (index, entry) in self.tensors.iter().enumerate() {
+            let field = || format!("tensors[{index}].shape ('{}')", entry.name);
+            if entry.shape.is_empty() || entry.shape.len() > limits::RANK || entry.shape.contains(&0) {
+                return Err(out_of_range(field(), format!("{:?}", entry.shape), format!("1 to {} sides, each at least 1", limits::RANK)));
+            }
+            total = entry
+                .shape
+                .iter()
+                .try_fold(1usize, |product, &side| product.checked_mul(side))
+                .and_then(|count| total.checked_add(count))
+                .filter(|&total| total <= limits::PARAMETERS)
+                .ok_or_else(|| {
+                    out_of_range(field(), format!("{:?}", entry.shape), format!("at most {} parameters in all", limits::PARAMETERS))
+                })?;
+        }
+        self.model.validate()?;
+        let steps = self.training.default_steps;
+        if steps == 0 || steps > self.model.timesteps {
+            return Err(out_of_range("training.default_steps".into(), steps.to_string(), format!("1 to T = {}", self.model.timesteps)));
+        }
+        Ok(total)
     }
 }
 
@@ -175,7 +237,15 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
             found: bytes.len(),
         });
     }
-    // The checksum sits right after the data; `end` is where it ends.
+    if header_length > limits::HEADER_BYTES {
+        return Err(WeightsError::OutOfRange {
+            field: "header length".into(),
+            found: format!("{header_length} bytes"),
+            allowed: format!("at most {} bytes", limits::HEADER_BYTES),
+        });
+    }
+    // The checksum sits right after the data; `end` (at least PREAMBLE +
+    // CHECKSUM, checked above) is where it ends.
     let verify_checksum = |end: usize| {
         let stored = u32::from_le_bytes(bytes[end - CHECKSUM..end].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&bytes[..end - CHECKSUM]);
@@ -193,7 +263,16 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
             return Err(WeightsError::InvalidHeader(error.to_string()));
         }
     };
-    let data_length = 2 * header.parameter_count();
+    // A header that parses but is refused is also reported as corruption
+    // when the whole file fails its checksum (a flipped bit, not a foreign file).
+    let parameters = if header.architecture != ARCHITECTURE {
+        Err(WeightsError::UnknownArchitecture { found: header.architecture.clone() })
+    } else {
+        header.check_limits()
+    }
+    .map_err(|refused| verify_checksum(bytes.len()).err().unwrap_or(refused))?;
+    // Bounded by limits::PARAMETERS, so the sums below cannot overflow.
+    let data_length = 2 * parameters;
     let expected = header_end + data_length + CHECKSUM;
     if bytes.len() < expected {
         return Err(WeightsError::Truncated { expected, found: bytes.len() });
@@ -202,10 +281,6 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
     if bytes.len() > expected {
         return Err(WeightsError::TrailingBytes(bytes.len() - expected));
     }
-    if header.architecture != ARCHITECTURE {
-        return Err(WeightsError::UnknownArchitecture { found: header.architecture });
-    }
-    header.model.validate()?;
     Ok((header, &bytes[header_end..header_end + data_length]))
 }
 
@@ -215,25 +290,22 @@ pub fn from_bytes<B: Backend>(
     device: &B::Device,
 ) -> Result<(UNet<B>, Header), WeightsError> {
     let (header, data) = read_header(bytes)?;
+    // burn initialises parameters lazily: until a value is read, this
+    // network is shapes only, so a table that does not match costs nothing.
     let model = header.model.init::<B>(device)?;
-
     let mut collector = Collector { read_values: false, ..Collector::default() };
     model.visit(&mut collector);
     check_tensor_table(&collector.entries, &header.tensors)?;
 
-    let mut values = Vec::with_capacity(data.len() / 2);
-    for chunk in data.chunks_exact(2) {
-        values.push(f16::from_le_bytes([chunk[0], chunk[1]]).to_f32());
-    }
     let mut offset = 0;
     for entry in &header.tensors {
-        let end = offset + entry.len();
-        if values[offset..end].iter().any(|v| !v.is_finite()) {
+        let end = offset + 2 * entry.len();
+        if data[offset..end].chunks_exact(2).any(|v| !f16::from_le_bytes([v[0], v[1]]).is_finite()) {
             return Err(WeightsError::NonFinite(entry.name.clone()));
         }
         offset = end;
     }
-    let mut loader = Loader { entries: &header.tensors, values: &values, next: 0, offset: 0 };
+    let mut loader = Loader { entries: &header.tensors, data, next: 0, offset: 0 };
     let model = model.map(&mut loader);
     Ok((model, header))
 }
@@ -288,33 +360,36 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let tensor = param.val();
-        self.entries.push(TensorEntry { name: self.path.join("."), shape: tensor.dims().to_vec() });
+        // The lazy shape leaves an uninitialised parameter uninitialised.
+        self.entries.push(TensorEntry { name: self.path.join("."), shape: param.lazy_shape().dims::<D>().to_vec() });
         if self.read_values {
-            let data = tensor.into_data().convert::<f32>();
+            let data = param.val().into_data().convert::<f32>();
             self.values.extend(data.iter::<f32>());
         }
     }
 }
 
-/// Replaces every float parameter, in visiting order, by the stored values.
+/// Replaces every float parameter, in visiting order, by the stored values,
+/// without ever initialising the parameter it replaces.
 /// The table was checked against the model beforehand, so shapes agree.
 struct Loader<'a> {
     entries: &'a [TensorEntry],
-    values: &'a [f32],
+    /// The f16 values, little-endian.
+    data: &'a [u8],
     next: usize,
     offset: usize,
 }
 
 impl<B: Backend> ModuleMapper<B> for Loader<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, old, mapper) = param.consume();
         let entry = &self.entries[self.next];
-        let end = self.offset + entry.len();
-        let data = TensorData::new(self.values[self.offset..end].to_vec(), entry.shape.clone());
-        let tensor = Tensor::<B, D>::from_data(data, &old.device()).set_require_grad(old.is_require_grad());
+        let end = self.offset + 2 * entry.len();
+        let values: Vec<f32> =
+            self.data[self.offset..end].chunks_exact(2).map(|v| f16::from_le_bytes([v[0], v[1]]).to_f32()).collect();
+        let tensor = Tensor::<B, D>::from_data(TensorData::new(values, entry.shape.clone()), &param.lazy_device());
         self.next += 1;
         self.offset = end;
-        Param::from_mapped_value(id, tensor, mapper)
+        let id = param.id;
+        param.transform_for_load(tensor, id)
     }
 }

@@ -145,3 +145,119 @@ fn non_finite_values_are_refused() {
     poisoned.extend_from_slice(&checksum.to_le_bytes());
     assert!(matches!(from_bytes::<Cpu>(&poisoned, &device()), Err(WeightsError::NonFinite(_))));
 }
+
+/// The header edits of the hostile-input probe that made `info` or `denoise`
+/// panic, abort on a multi-GiB allocation or hang, each with the typed error
+/// it gets now. Every one has a valid checksum, so it reaches the checks
+/// behind it.
+#[test]
+fn hostile_headers_get_typed_errors_naming_the_field() {
+    use realdenoise::model::ConfigError;
+    let bytes = file();
+    let edits: Vec<(&str, Box<dyn FnOnce(&mut Header)>, &str)> = vec![
+        // The probe's "range start index 18446744073709551614" panic: a shape
+        // whose product overflows made the data length wrap.
+        ("overflowing shape", Box::new(|h| h.tensors[0].shape = vec![1 << 62, 8, 1, 1]), "tensors[0].shape"),
+        ("too many parameters", Box::new(|h| h.tensors[0].shape = vec![1 << 20, 1 << 10]), "tensors[0].shape"),
+        ("rank 0", Box::new(|h| h.tensors[1].shape = vec![]), "tensors[1].shape"),
+        ("a zero side", Box::new(|h| h.tensors[1].shape = vec![8, 0]), "tensors[1].shape"),
+        ("5,000 tensors", Box::new(|h| h.tensors = vec![h.tensors[0].clone(); 5000]), "tensors"),
+        ("no recommended steps", Box::new(|h| h.training.default_steps = 0), "training.default_steps"),
+        ("more steps than T", Box::new(|h| h.training.default_steps = 21), "training.default_steps"),
+    ];
+    for (case, edit, field) in edits {
+        match read_header(&with_header(&bytes, edit)) {
+            Err(error @ WeightsError::OutOfRange { .. }) => {
+                assert!(error.to_string().contains(field), "{case}: {error}")
+            }
+            other => panic!("{case}: expected OutOfRange naming {field}, got {:?}", other.map(|(h, _)| h.model)),
+        }
+    }
+
+    let configs: Vec<(&str, Box<dyn FnOnce(&mut Header)>, ConfigError)> = vec![
+        // The probe's 10 GiB allocation abort: 10^9 channels.
+        (
+            "10^9 base channels",
+            Box::new(|h| h.model.base_channels = 1_000_000_000),
+            ConfigError::TooLarge { field: "base_channels", value: 1_000_000_000, max: 512 },
+        ),
+        // The probe's hang at 3.8 GB: the cost model walked 10^9 blocks.
+        (
+            "10^9 blocks per level",
+            Box::new(|h| h.model.blocks_per_level = 1_000_000_000),
+            ConfigError::TooLarge { field: "blocks_per_level", value: 1_000_000_000, max: 16 },
+        ),
+        (
+            "overflowing multiplier",
+            Box::new(|h| h.model.channel_multipliers = vec![1, usize::MAX]),
+            ConfigError::TooLarge { field: "channel_multipliers x base_channels", value: usize::MAX, max: 2048 },
+        ),
+        (
+            "1,000 levels",
+            Box::new(|h| h.model.channel_multipliers = vec![1; 1000]),
+            ConfigError::TooDeep { levels: 1000, downsamplings: 999 },
+        ),
+        (
+            "T = 10^12",
+            Box::new(|h| h.model.timesteps = 1_000_000_000_000),
+            ConfigError::TooLarge { field: "timesteps", value: 1_000_000_000_000, max: 1000 },
+        ),
+        ("grey", Box::new(|h| h.model.image_channels = 1), ConfigError::NotRgb(1)),
+        // An odd width left the step embedding one channel short at the first forward pass.
+        ("odd base channels", Box::new(|h| h.model.base_channels = 9), ConfigError::OddBaseChannels(9)),
+        // Groups that divide every level but not the head's output.
+        (
+            "groups that split no head",
+            Box::new(|h| {
+                h.model.base_channels = 6;
+                h.model.channel_multipliers = vec![2, 4];
+                h.model.norm_groups = 4;
+            }),
+            ConfigError::Groups { channels: 6, groups: 4 },
+        ),
+    ];
+    for (case, edit, expected) in configs {
+        match from_bytes::<Cpu>(&with_header(&bytes, edit), &device()) {
+            Err(WeightsError::InvalidConfig(error)) => assert_eq!(error, expected, "{case}"),
+            other => panic!("{case}: expected InvalidConfig({expected}), got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+/// Header lengths past the file or past the 1 MiB limit.
+#[test]
+fn header_lengths_are_bounded() {
+    let bytes = file();
+    let mut huge = bytes.clone();
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(read_header(&huge), Err(WeightsError::Truncated { .. })));
+
+    // A complete file whose JSON header is padded past 1 MiB.
+    let (header, data) = read_header(&bytes).unwrap();
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize((1 << 20) + 1, b' ');
+    let mut padded = bytes[..12].to_vec();
+    padded.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    padded.extend_from_slice(&json);
+    padded.extend_from_slice(data);
+    let checksum = crc32fast::hash(&padded);
+    padded.extend_from_slice(&checksum.to_le_bytes());
+    match read_header(&padded) {
+        Err(WeightsError::OutOfRange { field, .. }) => assert_eq!(field, "header length"),
+        other => panic!("expected OutOfRange, got {:?}", other.map(|(h, _)| h.model)),
+    }
+}
+
+/// A refused header in a file that fails its checksum is corruption, not a
+/// hostile header: a flipped bit inside the JSON is reported as such.
+#[test]
+fn a_flipped_bit_in_a_header_number_is_corruption() {
+    let bytes = file();
+    let text = String::from_utf8_lossy(&bytes[16..]).into_owned();
+    let position = 16 + text.find("\"timesteps\":20").unwrap() + "\"timesteps\":".len();
+    let mut damaged = bytes.clone();
+    damaged[position] = b'9'; // 20 -> 90, still valid JSON and a valid config
+    assert!(matches!(read_header(&damaged), Err(WeightsError::ChecksumMismatch { .. })));
+    damaged[position..position + 2].copy_from_slice(b"0 "); // T = 0: refused config, bad checksum
+    assert!(matches!(read_header(&damaged), Err(WeightsError::ChecksumMismatch { .. })));
+}

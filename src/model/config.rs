@@ -38,6 +38,30 @@ pub enum ConfigError {
     Groups { channels: usize, groups: usize },
     #[error("{levels} levels would need padding to a multiple of 2^{downsamplings}, which is too large")]
     TooDeep { levels: usize, downsamplings: usize },
+    #[error("{field} is {value}, above this build's limit of {max}")]
+    TooLarge { field: &'static str, value: usize, max: usize },
+    #[error("image_channels is {0}; the network reads and writes RGB, so it must be 3")]
+    NotRgb(usize),
+    #[error("base_channels is {0}; the sinusoidal step embedding needs an even number")]
+    OddBaseChannels(usize),
+}
+
+/// Limits on every size a configuration sets. Weights files carry their
+/// configuration, so these bound what a damaged or hostile file can make the
+/// reader build; they are far above any network this project trains
+/// (the shipped one: 16 base channels, 64 at the widest level, T = 100).
+pub mod limits {
+    /// Most feature channels at full resolution.
+    pub const BASE_CHANNELS: usize = 512;
+    /// Most feature channels at any level (`multiplier * base_channels`).
+    pub const LEVEL_CHANNELS: usize = 2048;
+    /// Most resolution levels (8 halvings: inputs are padded to 256 pixels).
+    pub const LEVELS: usize = 9;
+    /// Most residual blocks per encoder level.
+    pub const BLOCKS_PER_LEVEL: usize = 16;
+    /// Largest `T` (the paper's is a few hundred or fewer; every step is a
+    /// network evaluation, so it also bounds the longest run a file can ask for).
+    pub const TIMESTEPS: usize = 1_000;
 }
 
 impl UNetConfig {
@@ -64,7 +88,9 @@ impl UNetConfig {
         1 << self.downsamplings()
     }
 
-    /// Checks that the configuration describes a buildable network.
+    /// Checks that the configuration describes a buildable network whose
+    /// sizes stay within [`limits`]. Runs before anything derived from the
+    /// sizes is computed, so no arithmetic below can overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (field, value) in [
             ("image_channels", self.image_channels),
@@ -77,6 +103,9 @@ impl UNetConfig {
                 return Err(ConfigError::Zero { field });
             }
         }
+        if self.image_channels != 3 {
+            return Err(ConfigError::NotRgb(self.image_channels));
+        }
         if self.channel_multipliers.is_empty() {
             return Err(ConfigError::NoLevels);
         }
@@ -85,13 +114,36 @@ impl UNetConfig {
                 field: "channel_multipliers",
             });
         }
-        if self.downsamplings() > 8 {
+        if self.channel_multipliers.len() > limits::LEVELS {
             return Err(ConfigError::TooDeep {
                 levels: self.channel_multipliers.len(),
                 downsamplings: self.downsamplings(),
             });
         }
-        for channels in self.level_channels() {
+        for (field, value, max) in [
+            ("base_channels", self.base_channels, limits::BASE_CHANNELS),
+            ("blocks_per_level", self.blocks_per_level, limits::BLOCKS_PER_LEVEL),
+            ("timesteps", self.timesteps, limits::TIMESTEPS),
+        ] {
+            if value > max {
+                return Err(ConfigError::TooLarge { field, value, max });
+            }
+        }
+        if self.base_channels % 2 != 0 {
+            return Err(ConfigError::OddBaseChannels(self.base_channels));
+        }
+        for &multiplier in &self.channel_multipliers {
+            let channels = multiplier.saturating_mul(self.base_channels);
+            if channels > limits::LEVEL_CHANNELS {
+                return Err(ConfigError::TooLarge {
+                    field: "channel_multipliers x base_channels",
+                    value: channels,
+                    max: limits::LEVEL_CHANNELS,
+                });
+            }
+        }
+        // The head's output (base_channels) is normalised too, in the first block.
+        for channels in std::iter::once(self.base_channels).chain(self.level_channels()) {
             if channels % self.norm_groups != 0 {
                 return Err(ConfigError::Groups {
                     channels,

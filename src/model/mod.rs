@@ -7,6 +7,6 @@ mod embedding;
 mod norm;
 mod unet;
 
-pub use config::{ConfigError, UNetConfig};
+pub use config::{limits, ConfigError, UNetConfig};
 pub use norm::PixelGroupNorm;
 pub use unet::UNet;

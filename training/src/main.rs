@@ -260,6 +260,7 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
             if n != config.iterations {
                 println!("extending the run: {} -> {n} iterations (the cosine schedule now ends at {n})", config.iterations);
                 config.iterations = n;
+                config.validate()?;
                 write_config(&path, &config)?;
             }
         }

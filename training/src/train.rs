@@ -116,14 +116,48 @@ impl TrainConfig {
         self.final_learning_rate + (self.learning_rate - self.final_learning_rate) * cosine
     }
 
+    /// Checks every field, so that a bad setting is refused before a run
+    /// directory or its `config.json` is written, not steps into the run.
     pub fn validate(&self) -> Result<(), TrainError> {
+        let refuse = |message: String| Err(TrainError::Config(message));
         self.model.validate().map_err(|e| TrainError::Config(e.to_string()))?;
         let multiple = self.model.size_multiple() as u32;
-        if self.patch_size == 0 || !self.patch_size.is_multiple_of(multiple) {
-            return Err(TrainError::Config(format!("patch size {} must be a positive multiple of {multiple}", self.patch_size)));
+        for (name, side) in [("patch size", self.patch_size), ("validation patch", self.validation_patch)] {
+            if side == 0 || !side.is_multiple_of(multiple) || side > MAX_PATCH {
+                return refuse(format!("{name} {side} must be a positive multiple of {multiple}, at most {MAX_PATCH}"));
+            }
         }
-        if self.batch_size == 0 || self.iterations == 0 {
-            return Err(TrainError::Config("batch size and iterations must be positive".into()));
+        for (name, value) in [
+            ("iterations", self.iterations),
+            ("validate every", self.validate_every),
+            ("checkpoint every", self.checkpoint_every),
+            ("batch size", self.batch_size as u64),
+            ("validation photos", self.validation_photos as u64),
+        ] {
+            if value == 0 {
+                return refuse(format!("{name} must be at least 1"));
+            }
+        }
+        if self.batch_size > MAX_BATCH {
+            return refuse(format!("batch size {} is above {MAX_BATCH}", self.batch_size));
+        }
+        if self.warmup_iterations > self.iterations {
+            return refuse(format!("{} warm-up iterations exceed the run's {}", self.warmup_iterations, self.iterations));
+        }
+        if self.validation_steps == 0 || self.validation_steps > self.model.timesteps {
+            return refuse(format!("validation steps {} must lie in 1..={} (T)", self.validation_steps, self.model.timesteps));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return refuse(format!("learning rate {} must be a positive number", self.learning_rate));
+        }
+        if !(self.final_learning_rate.is_finite() && (0.0..=self.learning_rate).contains(&self.final_learning_rate)) {
+            return refuse(format!("final learning rate {} must lie in [0, {}]", self.final_learning_rate, self.learning_rate));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return refuse(format!("weight decay {} must be a non-negative number", self.weight_decay));
+        }
+        if !(self.gradient_clip_norm.is_finite() && self.gradient_clip_norm > 0.0) {
+            return refuse(format!("gradient clip norm {} must be a positive number", self.gradient_clip_norm));
         }
         // The noise model owns the rule for its ranges.
         let (low, high) = self.darktable_scale;
@@ -131,11 +165,16 @@ impl TrainConfig {
             .validate()
             .map_err(|e| TrainError::Config(format!("darktable scale {low},{high}: {e}")))?;
         if !(0.0..1.0).contains(&self.ema_decay) {
-            return Err(TrainError::Config(format!("EMA decay {} must lie in [0, 1)", self.ema_decay)));
+            return refuse(format!("EMA decay {} must lie in [0, 1)", self.ema_decay));
         }
         Ok(())
     }
 }
+
+/// Largest training or validation crop side.
+const MAX_PATCH: u32 = 4096;
+/// Largest batch.
+const MAX_BATCH: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -468,6 +507,41 @@ mod tests {
             assert!(matches!(config.validate(), Err(TrainError::Config(_))), "{bad:?}");
         }
         assert!(TrainConfig { darktable_scale: (1.0, 16.0), ..TrainConfig::default() }.validate().is_ok());
+    }
+
+    #[test]
+    fn every_field_is_validated() {
+        let base = TrainConfig::default();
+        assert!(base.validate().is_ok());
+        let bad: Vec<(&str, TrainConfig)> = vec![
+            ("validate every", TrainConfig { validate_every: 0, ..base.clone() }),
+            ("checkpoint every", TrainConfig { checkpoint_every: 0, ..base.clone() }),
+            ("iterations", TrainConfig { iterations: 0, ..base.clone() }),
+            ("batch size", TrainConfig { batch_size: 0, ..base.clone() }),
+            ("batch size", TrainConfig { batch_size: 1 << 20, ..base.clone() }),
+            ("patch size", TrainConfig { patch_size: 90, ..base.clone() }),
+            ("patch size", TrainConfig { patch_size: 1 << 20, ..base.clone() }),
+            ("validation patch", TrainConfig { validation_patch: 0, ..base.clone() }),
+            ("validation photos", TrainConfig { validation_photos: 0, ..base.clone() }),
+            ("validation steps", TrainConfig { validation_steps: 0, ..base.clone() }),
+            ("validation steps", TrainConfig { validation_steps: 101, ..base.clone() }),
+            ("warm-up", TrainConfig { warmup_iterations: 30_000, ..base.clone() }),
+            ("learning rate", TrainConfig { learning_rate: f64::NAN, ..base.clone() }),
+            ("learning rate", TrainConfig { learning_rate: 0.0, ..base.clone() }),
+            ("final learning rate", TrainConfig { final_learning_rate: 1.0, ..base.clone() }),
+            ("final learning rate", TrainConfig { final_learning_rate: -1e-5, ..base.clone() }),
+            ("weight decay", TrainConfig { weight_decay: -1.0, ..base.clone() }),
+            ("gradient clip norm", TrainConfig { gradient_clip_norm: 0.0, ..base.clone() }),
+            ("gradient clip norm", TrainConfig { gradient_clip_norm: f32::INFINITY, ..base.clone() }),
+            ("EMA decay", TrainConfig { ema_decay: 1.0, ..base.clone() }),
+            ("channels", TrainConfig { model: UNetConfig::new().with_base_channels(1 << 20), ..base.clone() }),
+        ];
+        for (name, config) in bad {
+            match config.validate() {
+                Err(TrainError::Config(message)) => assert!(message.contains(name), "{name}: {message}"),
+                other => panic!("{name}: expected a refusal, got {other:?}"),
+            }
+        }
     }
 
     #[test]
