@@ -34,13 +34,31 @@ impl Resolved {
     }
 }
 
-/// Adapters wgpu can see natively, with their kind.
-fn wgpu_adapters() -> Vec<wgpu::AdapterInfo> {
-    let instance = wgpu::Instance::default();
-    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+/// Adapters of the graphics API burn's wgpu backend runs on here (Vulkan,
+/// or Metal on macOS), with their kind. Only that API is probed: creating a
+/// wgpu instance with every backend also starts OpenGL/EGL, which connects
+/// to Wayland and prints `error: XDG_RUNTIME_DIR is invalid or not set` to
+/// stderr on machines without a desktop session.
+pub fn wgpu_adapters() -> Vec<wgpu::AdapterInfo> {
+    use cubecl::wgpu::{AutoGraphicsApi, GraphicsApi};
+    let backends = wgpu::Backends::from(AutoGraphicsApi::backend());
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    futures_lite::future::block_on(instance.enumerate_adapters(backends))
         .into_iter()
         .map(|adapter| adapter.get_info())
         .collect()
+}
+
+/// Whether an adapter is a real GPU rather than a software rasteriser
+/// (lavapipe, SwiftShader, WARP), which is slower than the CPU backend.
+pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    matches!(
+        info.device_type,
+        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
+    )
 }
 
 fn cuda_present() -> bool {
@@ -48,8 +66,14 @@ fn cuda_present() -> bool {
 }
 
 pub fn resolve(choice: BackendChoice) -> Result<Resolved> {
+    resolve_noting_software(choice).map(|(resolved, _)| resolved)
+}
+
+/// [`resolve`], and for `--backend wgpu` on a machine whose only adapters
+/// are software rasterisers, a warning to print before any work.
+pub fn resolve_noting_software(choice: BackendChoice) -> Result<(Resolved, Option<String>)> {
     match choice {
-        BackendChoice::Cpu => Ok(Resolved::Cpu),
+        BackendChoice::Cpu => Ok((Resolved::Cpu, None)),
         BackendChoice::Cuda => {
             if !cfg!(feature = "cuda") {
                 bail!("this build has no CUDA support: rebuild with `cargo build --release -p realdenoise-cli --features cuda`");
@@ -60,27 +84,30 @@ pub fn resolve(choice: BackendChoice) -> Result<Resolved> {
             if unsafe { libloading::Library::new("libcuda.so.1") }.is_err() {
                 bail!("--backend cuda needs an NVIDIA GPU and its driver, and libcuda.so.1 cannot be loaded here; use --backend cpu or wgpu");
             }
-            Ok(Resolved::Cuda)
+            Ok((Resolved::Cuda, None))
         }
         BackendChoice::Wgpu => {
-            if wgpu_adapters().is_empty() {
+            let adapters = wgpu_adapters();
+            let Some(first) = adapters.first() else {
                 bail!("wgpu found no GPU adapter (on Linux, install Vulkan drivers, e.g. mesa-vulkan-drivers); use --backend cpu");
-            }
-            Ok(Resolved::Wgpu)
+            };
+            let warning = (!adapters.iter().any(is_hardware)).then(|| {
+                format!(
+                    "the only wgpu adapter here is {} ({:?}), a software renderer that runs on the CPU: it is much slower \
+                     than --backend cpu (minutes for a small image); use --backend cpu unless you are testing wgpu",
+                    first.name, first.device_type
+                )
+            });
+            Ok((Resolved::Wgpu, warning))
         }
         BackendChoice::Auto => {
             if cuda_present() {
-                return Ok(Resolved::Cuda);
+                return Ok((Resolved::Cuda, None));
             }
             // A software rasteriser (lavapipe, SwiftShader) is slower than the
             // CPU backend, so only real GPUs are picked automatically.
-            let hardware = wgpu_adapters().into_iter().any(|info| {
-                matches!(
-                    info.device_type,
-                    wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
-                )
-            });
-            Ok(if hardware { Resolved::Wgpu } else { Resolved::Cpu })
+            let hardware = wgpu_adapters().iter().any(is_hardware);
+            Ok((if hardware { Resolved::Wgpu } else { Resolved::Cpu }, None))
         }
     }
 }

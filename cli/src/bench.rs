@@ -429,25 +429,13 @@ fn available_backends() -> Vec<BenchBackend> {
 
 /// Whether the adapter wgpu would use is a software rasteriser.
 fn wgpu_is_software() -> bool {
-    let instance = wgpu::Instance::default();
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    !adapters.iter().any(|adapter| {
-        matches!(
-            adapter.get_info().device_type,
-            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
-        )
-    })
+    !crate::backend::wgpu_adapters().iter().any(crate::backend::is_hardware)
 }
 
 fn wgpu_adapter_name() -> String {
-    let instance = wgpu::Instance::default();
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    adapters
+    crate::backend::wgpu_adapters()
         .first()
-        .map(|adapter| {
-            let info = adapter.get_info();
-            format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend)
-        })
+        .map(|info| format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend))
         .unwrap_or_else(|| "no adapter".into())
 }
 
@@ -509,7 +497,7 @@ struct SingleConfig {
     warmup: usize,
     repeats: usize,
     tile: Option<usize>,
-    memory_mib: usize,
+    memory_mib: u64,
     weights: PathBuf,
     precision: Precision,
 }
@@ -554,7 +542,7 @@ fn measure<B: Backend>(
     let options = DenoiseOptions {
         steps: config.steps,
         tile_size: config.tile,
-        memory_budget: config.memory_mib << 20,
+        memory_budget: crate::memory_budget_bytes(config.memory_mib)?,
         max_buffer_bytes: max_buffer_bytes(device),
         ..defaults
     };

@@ -8,11 +8,15 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 use realdenoise::checkout::repository_path;
-use realdenoise::denoiser::{block_on, Callback, DEFAULT_MEMORY_BUDGET};
-use realdenoise::{DenoiseOptions, Denoiser};
+use image::ImageFormat;
+use realdenoise::denoiser::{block_on, Callback};
+use realdenoise::{DenoiseOptions, Denoiser, Schedule};
 
-use crate::backend::{max_buffer_bytes, resolve, Resolved};
-use crate::files::{check_input, identity, load, output_format, save};
+use crate::backend::{max_buffer_bytes, resolve_noting_software, Resolved};
+use crate::files::{
+    check_writable, identity, load, output_directory, output_format, probe, reduces_precision, save, LoadedImage,
+    Pixels, SaveOptions, Sixteen, WEBP_MAX_SIDE,
+};
 use crate::DenoiseArgs;
 
 /// Trained weights, then the untrained development file, in `weights/`.
@@ -31,7 +35,10 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
         None => default_weights()?,
     };
     let bytes = realdenoise::weights::read_file(&weights_path)?;
-    let backend = resolve(args.backend)?;
+    let (backend, software) = resolve_noting_software(args.backend)?;
+    if let Some(warning) = software {
+        eprintln!("warning: {warning}");
+    }
     if !args.quiet {
         eprintln!("weights: {}  backend: {}", weights_path.display(), backend.name());
     }
@@ -70,8 +77,10 @@ pub fn default_weights() -> Result<PathBuf> {
         })
 }
 
-/// Checks every output before any work starts: never an input, never an
-/// existing file unless `--force`, never two results to one path.
+/// Checks every input and output before any work starts: inputs readable,
+/// complete (JPEG) and within the size limits; outputs never an input,
+/// never an existing file unless `--force`, never two results to one path,
+/// and in a directory that exists and takes new files.
 fn plan_jobs(args: &DenoiseArgs) -> Result<Vec<Job>> {
     let jobs: Vec<Job> = match (&args.output, &args.out_dir) {
         (Some(output), None) => {
@@ -100,8 +109,16 @@ fn plan_jobs(args: &DenoiseArgs) -> Result<Vec<Job>> {
         if !job.input.is_file() {
             bail!("input {} does not exist or is not a file", job.input.display());
         }
-        check_input(&job.input)?;
-        output_format(&job.output)?;
+        let input = probe(&job.input)?;
+        if output_format(&job.output)? == ImageFormat::WebP && input.width.max(input.height) > WEBP_MAX_SIDE {
+            bail!(
+                "{} is {}x{} pixels, but WebP stores at most {WEBP_MAX_SIDE} pixels per side: write {} as .png or .jpg",
+                job.input.display(),
+                input.width,
+                input.height,
+                job.output.display()
+            );
+        }
         let target = identity(&job.output);
         if inputs.contains(&target) {
             bail!("refusing to overwrite the input {} with its result: choose another output", job.output.display());
@@ -112,6 +129,10 @@ fn plan_jobs(args: &DenoiseArgs) -> Result<Vec<Job>> {
         if job.output.exists() && !args.force {
             bail!("{} already exists; pass --force to overwrite it", job.output.display());
         }
+    }
+    let directories: HashSet<PathBuf> = jobs.iter().map(|job| output_directory(&job.output).to_path_buf()).collect();
+    for directory in &directories {
+        check_writable(directory)?;
     }
     Ok(jobs)
 }
@@ -139,12 +160,34 @@ fn process<B: Backend>(
         ensemble: args.ensemble,
         strength: args.strength,
         tile_size: args.tile,
-        memory_budget: args.memory_mib.checked_mul(1 << 20).unwrap_or(DEFAULT_MEMORY_BUDGET),
+        memory_budget: crate::memory_budget_bytes(args.memory_mib)?,
         max_buffer_bytes,
         ..defaults
     };
+    let timesteps = denoiser.config().timesteps;
+    let schedule = Schedule::new(timesteps, options.steps, options.strength).context("invalid --steps or --strength")?;
+    if schedule.len() < options.steps && !schedule.is_empty() {
+        let limit = if options.strength < 1.0 {
+            format!("strength {} starts at timestep {} of the model's T = {timesteps}", options.strength, schedule.start())
+        } else {
+            format!("the model has T = {timesteps} timesteps")
+        };
+        eprintln!("warning: {} steps requested, but {limit}: capped at {} steps", options.steps, schedule.len());
+    }
     for job in jobs {
-        let image = load(&job.input)?;
+        let LoadedImage { mut pixels, has_alpha, metadata, warnings } = load(&job.input)?;
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+        let format = output_format(&job.output)?;
+        if reduces_precision(&pixels, format) {
+            eprintln!(
+                "warning: {} has 16 bits per channel, but {:?} stores 8: {} is reduced to 8 bits (write .png to keep 16)",
+                job.input.display(),
+                format,
+                job.output.display()
+            );
+        }
         let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(1000) };
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} eta {eta}")
@@ -158,17 +201,21 @@ fn process<B: Backend>(
             bar.set_message(format!("tile {}/{} step {}/{}", progress.tile, progress.tiles, progress.step, progress.steps));
             Ok(())
         });
-        let result = block_on(denoiser.denoise(&image.pixels, &options, &mut observer))
-            .with_context(|| format!("cannot denoise {}", job.input.display()))?;
+        let denoised = match &mut pixels {
+            Pixels::Eight(image) => block_on(denoiser.denoise_in_place(image, &options, &mut observer)),
+            Pixels::Sixteen(image) => block_on(denoiser.denoise_in_place(&mut Sixteen(image), &options, &mut observer)),
+        };
+        denoised.with_context(|| format!("cannot denoise {}", job.input.display()))?;
         bar.finish_and_clear();
-        save(&job.output, result, image.has_alpha, args.jpeg_quality)?;
+        let (width, height) = pixels.dimensions();
+        let save_options = SaveOptions { keep_alpha: has_alpha, jpeg_quality: args.jpeg_quality, overwrite: args.force };
+        save(&job.output, pixels, &metadata, &save_options)?;
         if !args.quiet {
-            let (width, height) = image.pixels.dimensions();
             eprintln!(
                 "{} -> {} ({width}x{height}, {} steps, {} sampler, {} ensemble, tile {} px, {:.2} s)",
                 job.input.display(),
                 job.output.display(),
-                options.steps,
+                schedule.len(),
                 options.sampler,
                 options.ensemble,
                 denoiser.tile_size(&options),
