@@ -169,3 +169,37 @@ test("vite build keeps the glue copy the package restarts a crashed module from"
     await site.close();
   }
 });
+
+// The same restart end to end under the Vite dev server: the package's own
+// module, served by Vite, recovers from a trap in Model.load (the random
+// source fails once, so Rust panics) by importing a fresh copy of the glue.
+test("under the Vite dev server a load after a wasm trap starts a fresh module", { timeout: 300_000 }, async () => {
+  const { createServer: createViteServer } = await import(pathToFileURL(join(consumer, "node_modules/vite/dist/node/index.js")).href);
+  const vite = await createViteServer({ root: consumer, logLevel: "warn", server: { host: "127.0.0.1", port: 0, strictPort: false } });
+  await vite.listen();
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${vite.resolvedUrls.local[0]}no-app-here`);
+    const result = await page.evaluate(async () => {
+      const { Denoiser } = await import("/node_modules/realdenoise/index.js");
+      const getRandomValues = crypto.getRandomValues;
+      crypto.getRandomValues = () => { throw new Error("entropy source unavailable (test)"); };
+      let trapped;
+      try {
+        await Denoiser.load({ backend: "cpu" });
+        trapped = "loaded";
+      } catch (error) {
+        trapped = `${error.name}: ${error.cause instanceof WebAssembly.RuntimeError}`;
+      }
+      crypto.getRandomValues = getRandomValues;
+      const denoiser = await Denoiser.load({ backend: "cpu" });
+      const out = await denoiser.denoise({ data: new Uint8Array(16 * 16 * 4).fill(100), width: 16, height: 16 }, { steps: 1 });
+      return { trapped, width: out.width };
+    });
+    assert.deepEqual(result, { trapped: "InternalError: true", width: 16 });
+  } finally {
+    await browser.close();
+    await vite.close();
+  }
+});
