@@ -188,7 +188,8 @@ fn describe(error: &anyhow::Error) -> String {
 /// Without a runtime directory or an X display there is no session to
 /// select for, so the layer is switched off through its documented
 /// `NODEVICE_SELECT` variable, unless the user chose a device with it or
-/// with `MESA_VK_DEVICE_SELECT`.
+/// with `MESA_VK_DEVICE_SELECT`. The GPU burn uses does not change: it asks
+/// wgpu for the high-performance adapter, whatever the layer's order.
 fn quiet_headless_vulkan() {
     let has_runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).is_dir());
     let user_chose = ["NODEVICE_SELECT", "MESA_VK_DEVICE_SELECT"].iter().any(|name| std::env::var_os(name).is_some());
