@@ -336,6 +336,24 @@ test("a wasm panic during load rejects with a named error; the next load works",
   }
 });
 
+// The fresh instance sets WebGPU up again (the crashed one held the device).
+test("after a wasm panic during a WebGPU load, the next WebGPU load works", { timeout: 300_000 }, async () => {
+  const { result, messages } = await inPage(async () => {
+    const { Denoiser } = await import("/pkg/index.js");
+    const input = await window.loadPixels("/tests/browser/fixtures/crop-64x64.png");
+    const getRandomValues = crypto.getRandomValues;
+    crypto.getRandomValues = () => { throw new Error("entropy source unavailable (test)"); };
+    const trapped = await window.outcome(Denoiser.load({ backend: "webgpu" }), 120_000);
+    crypto.getRandomValues = getRandomValues;
+    const denoiser = await Denoiser.load({ backend: "webgpu" });
+    const width = (await denoiser.denoise(input, { steps: 1 })).width;
+    return { trapped: `${trapped.name}: ${trapped.causeIsRuntimeError}`, backend: denoiser.backend, width, inUse: denoiser.memoryUsage().bytesInUse };
+  }, undefined, { webgpu: true });
+  console.log(JSON.stringify(result));
+  assert.deepEqual({ ...result, inUse: result.inUse > 0 }, { trapped: "InternalError: true", backend: "webgpu", width: 64, inUse: true },
+    messages.join("\n"));
+});
+
 test("a failed module fetch is not cached: load can be retried", { timeout: 300_000 }, async () => {
   let refused = 0;
   const route = (page) => page.route("**/pkg/realdenoise_bg.wasm", (request) => {
@@ -702,4 +720,33 @@ test("the worker queues messages in order; cancel is immediate; a failed load ke
   assert.equal(result.badOptions, "error:InputError");
   assert.deepEqual(result.order, ["1:loaded", "2:result", "3:error:AbortError", "4:error:AbortError", "5:result",
     "8:error:WeightsError", "9:result", "10:error:InputError"]);
+});
+
+// In the worker too: the 10^9-channel weights trap today's reader (or get a
+// WeightsError from a stricter one); the reply is a named error either way,
+// and a following load and denoise work.
+test("the worker answers a wasm panic during load with a named error; the next load works", { timeout: 300_000 }, async () => {
+  const { result } = await inPage(async () => {
+    const input = await window.loadPixels("/tests/browser/fixtures/crop-64x64.png");
+    const bytes = new Uint8Array(await (await fetch("/pkg/realdenoise.rdnz")).arrayBuffer());
+    const huge = window.editWeights(bytes, (header) => { header.model.base_channels = 1_000_000_000; });
+    const worker = new Worker("/pkg/worker.js", { type: "module" });
+    const waiters = new Map();
+    worker.onmessage = ({ data }) => data.type !== "progress" && waiters.get(data.id)?.(data);
+    const ask = (message, ms = 120_000) => new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ type: "hung" }), ms);
+      waiters.set(message.id, (data) => { clearTimeout(timer); resolve(data); });
+      worker.postMessage(message);
+    });
+    const first = await ask({ id: 1, type: "load", backend: "cpu" });
+    const bad = await ask({ id: 2, type: "load", backend: "cpu", weights: huge });
+    const reload = await ask({ id: 3, type: "load", backend: "cpu" });
+    const image = { data: input.data.slice(), width: input.width, height: input.height };
+    const denoised = await ask({ id: 4, type: "denoise", image, options: { steps: 1 } });
+    worker.terminate();
+    return { first: first.type, bad: `${bad.type}:${bad.name}`, reload: reload.type, denoised: denoised.type, width: denoised.image?.width };
+  });
+  console.log(JSON.stringify(result));
+  assert.ok(["error:WeightsError", "error:InternalError"].includes(result.bad), JSON.stringify(result));
+  assert.deepEqual({ ...result, bad: "named" }, { first: "loaded", bad: "named", reload: "loaded", denoised: "result", width: 64 });
 });
