@@ -21,8 +21,6 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -41,90 +39,15 @@ const HANG: Duration = Duration::from_secs(5);
 /// itself needs beyond its parameters (burn's buffers and one 8x8 forward pass).
 const MODEL_OVERHEAD: usize = 16 << 20;
 
-// ---- allocation tracking -------------------------------------------------
+#[path = "support/fuzzing.rs"]
+mod fuzzing;
 
-/// Counts live and peak bytes per thread, so the test harness's other
-/// threads do not blur a case's numbers.
-struct Tracking;
-
-thread_local! {
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn grow(bytes: usize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + bytes;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn shrink(bytes: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(bytes)));
-}
-
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let pointer = unsafe { System.alloc(layout) };
-        if !pointer.is_null() {
-            grow(layout.size());
-        }
-        pointer
-    }
-
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(pointer, layout) };
-        shrink(layout.size());
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let pointer = unsafe { System.alloc_zeroed(layout) };
-        if !pointer.is_null() {
-            grow(layout.size());
-        }
-        pointer
-    }
-
-    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let moved = unsafe { System.realloc(pointer, layout, new_size) };
-        if !moved.is_null() {
-            shrink(layout.size());
-            grow(new_size);
-        }
-        moved
-    }
-}
+use fuzzing::{base_seed, case_seed, panic_message, peak_allocation, Rng, Tracking, INTERESTING};
 
 #[global_allocator]
 static ALLOCATOR: Tracking = Tracking;
 
-/// Peak bytes allocated on this thread while `run` ran, above what was live before.
-fn peak_allocation<T>(run: impl FnOnce() -> T) -> (T, usize) {
-    let before = LIVE.with(Cell::get);
-    PEAK.with(|peak| peak.set(before));
-    let result = run();
-    (result, PEAK.with(Cell::get) - before)
-}
-
 // ---- inputs and mutations ------------------------------------------------
-
-/// SplitMix64: a tiny, well-mixed generator, stable across crate versions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn small_weights() -> Vec<u8> {
     let config = UNetConfig::new().with_base_channels(8).with_channel_multipliers(vec![1, 2]).with_blocks_per_level(1).with_timesteps(20);
@@ -135,26 +58,6 @@ fn small_weights() -> Vec<u8> {
 fn shipped_weights() -> Vec<u8> {
     std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/weights/realdenoise.rdnz")).expect("the shipped weights are in the repository")
 }
-
-/// The values most likely to break size arithmetic.
-const INTERESTING: [i128; 16] = [
-    0,
-    1,
-    2,
-    3,
-    -1,
-    7,
-    255,
-    65_536,
-    1_000_000_000,
-    (1 << 31) - 1,
-    1 << 32,
-    1 << 53,
-    (1 << 63) - 1,
-    1 << 63,
-    u64::MAX as i128,
-    -(1 << 63),
-];
 
 fn set_checksum(bytes: &mut [u8]) {
     if bytes.len() >= 4 {
@@ -369,21 +272,12 @@ fn exercise(bytes: &[u8]) -> Result<(), WeightsError> {
     Ok(())
 }
 
-fn cases() -> u64 {
-    std::env::var("REALDENOISE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(QUICK_CASES)
-}
-
-fn base_seed() -> u64 {
-    std::env::var("REALDENOISE_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(2026)
-}
-
 fn fuzz(target: &str, seeds: &[Vec<u8>], mutate: fn(&mut Rng, &[u8]) -> Vec<u8>) {
-    let count = cases();
+    let count = fuzzing::cases(QUICK_CASES);
     let mut outcomes = Outcomes::default();
     let started = Instant::now();
     for case in 0..count {
-        let seed = base_seed() ^ (case.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        let mut rng = Rng(seed);
+        let mut rng = Rng(case_seed(case));
         // The small file mostly (fast), the shipped one one case in eight.
         let original = &seeds[usize::from(rng.below(8) == 0).min(seeds.len() - 1)];
         let input = mutate(&mut rng, original);
@@ -394,10 +288,7 @@ fn fuzz(target: &str, seeds: &[Vec<u8>], mutate: fn(&mut Rng, &[u8]) -> Vec<u8>)
         match result {
             Ok(Ok(())) => outcomes.accepted += 1,
             Ok(Err(error)) => *outcomes.refused.entry(kind(&error)).or_default() += 1,
-            Err(panic) => {
-                let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-                panic!("{reproduce}: panicked: {}", message.unwrap_or_default());
-            }
+            Err(panic) => panic!("{reproduce}: panicked: {}", panic_message(panic.as_ref())),
         }
         assert!(took < HANG, "{reproduce}: took {took:?} (a hang)");
         let allowed = 4 * input.len() + MODEL_OVERHEAD;
