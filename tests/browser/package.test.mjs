@@ -157,6 +157,83 @@ test("without WebAssembly SIMD, load rejects with UnsupportedBrowserError", { ti
   }
 });
 
+// Headless Chromium's only WebGPU adapter is SwiftShader, a GPU emulated on
+// the CPU and much slower than the package's SIMD CPU path: "auto" must not
+// pick it, and must say why; an explicit "webgpu" still uses it. Then mocked
+// adapters: an older browser's requestAdapterInfo() naming llvmpipe, and a
+// bare isFallbackAdapter.
+test("auto never picks a software WebGPU adapter: CPU with the reason; explicit webgpu still uses it", { timeout: 600_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page, messages } = await openPage(browser);
+    const result = await page.evaluate(async () => {
+      const { Denoiser } = await import("/pkg/index.js");
+      const input = await window.loadPixels("/tests/browser/fixtures/crop-64x64.png");
+      const stages = [];
+      const auto = await Denoiser.load({ onProgress: (p) => stages.push(p) });
+      const autoOut = await auto.denoise(input, { steps: 1 });
+      const explicit = await Denoiser.load({ backend: "webgpu" });
+      const explicitOut = await explicit.denoise(input, { steps: 1 });
+      const worker = new Worker("/pkg/worker.js", { type: "module" });
+      const loaded = await new Promise((resolve) => {
+        worker.onmessage = ({ data }) => data.type !== "progress" && resolve(data);
+        worker.postMessage({ id: 1, type: "load" });
+      });
+      worker.terminate();
+      const mocked = async (adapter) => {
+        const gpu = navigator.gpu;
+        Object.defineProperty(navigator, "gpu", { configurable: true, value: { requestAdapter: async () => adapter } });
+        try {
+          const denoiser = await Denoiser.load({ backend: "auto" });
+          return `${denoiser.backend}: ${denoiser.backendReason}`;
+        } finally {
+          Object.defineProperty(navigator, "gpu", { configurable: true, value: gpu });
+        }
+      };
+      return {
+        auto: { backend: auto.backend, reason: auto.backendReason, memory: auto.memoryUsage(), width: autoOut.width },
+        backendStage: stages.filter((p) => p.stage === "backend"),
+        stages: stages.map((p) => p.stage),
+        explicit: { backend: explicit.backend, reason: explicit.backendReason, width: explicitOut.width },
+        worker: { type: loaded.type, backend: loaded.backend, reason: loaded.reason },
+        llvmpipe: await mocked({ requestAdapterInfo: async () => ({ vendor: "mesa", description: "llvmpipe (LLVM 15.0.7, 256 bits)" }) }),
+        fallback: await mocked({ isFallbackAdapter: true, info: { vendor: "", architecture: "" } }),
+        cpu: (await Denoiser.load({ backend: "cpu" })).backendReason,
+      };
+    });
+    console.log(JSON.stringify(result, null, 1));
+    const software = "the only WebGPU adapter is a software renderer (SwiftShader); the CPU is faster";
+    assert.deepEqual(result.auto, { backend: "cpu", reason: software, memory: null, width: 64 }, messages.join("\n"));
+    assert.deepEqual(result.backendStage, [{ stage: "backend", fraction: 0.2, backend: "cpu", reason: software }]);
+    assert.deepEqual(result.stages, ["init", "backend", "weights", "model", "ready"]);
+    assert.deepEqual(result.explicit, {
+      backend: "webgpu", width: 64,
+      reason: "WebGPU was requested; its adapter is a software renderer (SwiftShader), slower than the CPU",
+    });
+    assert.deepEqual(result.worker, { type: "loaded", backend: "cpu", reason: software });
+    assert.equal(result.llvmpipe, "cpu: the only WebGPU adapter is a software renderer (llvmpipe); the CPU is faster");
+    assert.equal(result.fallback, "cpu: the only WebGPU adapter is a software renderer (a fallback adapter); the CPU is faster");
+    assert.equal(result.cpu, "the CPU backend was requested");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("without WebGPU, auto runs on the CPU and says there is no adapter", { timeout: 300_000 }, async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await openPage(browser);
+    const result = await page.evaluate(async () => {
+      const { Denoiser } = await import("/pkg/index.js");
+      const denoiser = await Denoiser.load();
+      return `${denoiser.backend}: ${denoiser.backendReason}`;
+    });
+    assert.equal(result, "cpu: this browser exposes no WebGPU adapter");
+  } finally {
+    await browser.close();
+  }
+});
+
 test("the worker entry round-trips an image", { timeout: 600_000 }, async () => {
   const browser = await launch({ webgpu: false });
   try {

@@ -8,7 +8,12 @@ export type Sampler = "improved" | "origin";
 export type Ensemble = "off" | "flips" | "dihedral";
 
 export interface Progress {
-  stage: "init" | "weights" | "model" | "ready" | "denoise";
+  /** "backend": the backend is chosen (`backend` and `reason` tell which and why). */
+  stage: "init" | "backend" | "weights" | "model" | "ready" | "denoise";
+  /** Only with stage "backend": the backend that will be used. */
+  backend?: Backend;
+  /** Only with stage "backend": why (see {@link Denoiser.backendReason}). */
+  reason?: string;
   step?: number;
   steps?: number;
   tile?: number;
@@ -53,7 +58,12 @@ export interface LoadOptions {
    * DataView, Blob or Response); default: the package's bundled weights.
    */
   weights?: string | URL | ArrayBuffer | SharedArrayBuffer | ArrayBufferView | Blob | Response;
-  /** "auto" = WebGPU when an adapter exists, else CPU. */
+  /**
+   * "auto" = WebGPU when a hardware adapter exists, else CPU: a software
+   * renderer (an adapter with `isFallbackAdapter`, or one whose info names
+   * SwiftShader, llvmpipe, lavapipe or "software") counts as no GPU, since the
+   * CPU path is faster. "webgpu" uses any adapter, software ones included.
+   */
   backend?: "auto" | Backend;
   onProgress?: (progress: Progress) => void;
 }
@@ -109,6 +119,14 @@ export declare class Denoiser {
    */
   static load(options?: LoadOptions): Promise<Denoiser>;
   readonly backend: Backend;
+  /**
+   * Why `backend` was chosen, a phrase to show the user: "the CPU backend was
+   * requested", "WebGPU was requested" (plus a warning for a software
+   * adapter), "a hardware WebGPU adapter is available", "this browser exposes
+   * no WebGPU adapter", or "the only WebGPU adapter is a software renderer
+   * (SwiftShader); the CPU is faster".
+   */
+  readonly backendReason: string;
   readonly info: Readonly<ModelInfo>;
   /**
    * Calls on one Denoiser are queued and run one after another. Rejects with

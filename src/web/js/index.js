@@ -242,6 +242,40 @@ async function probeAdapter() {
   }
 }
 
+// Software WebGPU renderers (Chromium's SwiftShader, Mesa's llvmpipe and
+// lavapipe, ...): they run the model several times slower than the package's
+// SIMD CPU path, so `backend: "auto"` treats them as no GPU.
+const SOFTWARE_RENDERERS = [
+  [/swiftshader/i, "SwiftShader"], [/llvmpipe/i, "llvmpipe"], [/lavapipe/i, "lavapipe"], [/software/i, "software"],
+];
+
+/** The adapter's description: `adapter.info` (current browsers) or `requestAdapterInfo()` (older ones). */
+async function adapterInfo(adapter) {
+  let info = adapter.info;
+  if (!info && typeof adapter.requestAdapterInfo === "function") {
+    try {
+      info = await adapter.requestAdapterInfo();
+    } catch {
+      info = null;
+    }
+  }
+  return info ?? {};
+}
+
+/** The name of the software renderer behind `adapter`, or null for a hardware adapter. */
+async function softwareRenderer(adapter) {
+  const info = await adapterInfo(adapter);
+  const text = ["vendor", "architecture", "device", "description"]
+    .map((key) => info[key])
+    .filter((value) => typeof value === "string")
+    .join(" ");
+  for (const [pattern, name] of SOFTWARE_RENDERERS) {
+    if (pattern.test(text)) return name;
+  }
+  if (adapter.isFallbackAdapter === true || info.isFallbackAdapter === true) return "a fallback adapter";
+  return null;
+}
+
 // ---------------------------------------------------------------------------
 // Validation: every option is checked here, before anything reaches wasm.
 
@@ -411,13 +445,18 @@ export class Denoiser {
   #released = null;
 
   /** Use `Denoiser.load`. */
-  constructor(token, model, runtime, budget, info) {
+  constructor(token, model, runtime, budget, info, backendReason) {
     if (token !== constructing) throw new TypeError("use Denoiser.load() to make a Denoiser");
     this.#model = model;
     this.#runtime = runtime;
     this.#budget = budget;
     /** "webgpu" | "cpu": the backend actually in use. */
     this.backend = model.backend;
+    /**
+     * Why that backend, as a phrase to show the user, e.g. "the only WebGPU
+     * adapter is a software renderer (SwiftShader); the CPU is faster".
+     */
+    this.backendReason = backendReason;
     /** Model metadata from the weights header. */
     this.info = Object.freeze(info);
   }
@@ -442,13 +481,29 @@ export class Denoiser {
       report({ stage: "init", fraction: 0 });
       const runtime = await startRuntime();
       let adapter = null;
+      let reason = "the CPU backend was requested";
       if (backend !== "cpu") {
         adapter = await probeAdapter();
         if (!adapter && backend === "webgpu") {
           throw namedError("WebGpuUnavailableError", "WebGPU was requested but this browser exposes no WebGPU adapter");
         }
+        const software = adapter ? await softwareRenderer(adapter) : null;
+        if (!adapter) {
+          reason = "this browser exposes no WebGPU adapter";
+        } else if (backend === "webgpu") {
+          reason = software
+            ? `WebGPU was requested; its adapter is a software renderer (${software}), slower than the CPU`
+            : "WebGPU was requested";
+        } else if (software) {
+          // "auto": never a software GPU.
+          adapter = null;
+          reason = `the only WebGPU adapter is a software renderer (${software}); the CPU is faster`;
+        } else {
+          reason = "a hardware WebGPU adapter is available";
+        }
       }
       const chosen = adapter ? "webgpu" : "cpu";
+      report({ stage: "backend", fraction: 0.2, backend: chosen, reason });
       report({ stage: "weights", fraction: 0.3 });
       const bytes = await readWeights(weights);
       report({ stage: "model", fraction: 0.7 });
@@ -457,7 +512,7 @@ export class Denoiser {
       const info = callSync(runtime, () => JSON.parse(model.infoJson()));
       // The model itself also keeps each tile's widest tensor within the
       // device's buffer limit (maxStorageBufferBindingSize).
-      const denoiser = new Denoiser(constructing, model, runtime, adapter ? GPU_BUDGET : CPU_BUDGET, info);
+      const denoiser = new Denoiser(constructing, model, runtime, adapter ? GPU_BUDGET : CPU_BUDGET, info, reason);
       report({ stage: "ready", fraction: 1 });
       return denoiser;
     } catch (error) {

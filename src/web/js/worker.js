@@ -7,7 +7,7 @@
 //                   { id, type: "memory" }
 //                   { id, type: "dispose" }
 //   worker -> page  { id, type: "progress", progress }
-//                   { id, type: "loaded", backend, info }
+//                   { id, type: "loaded", backend, reason, info }   (reason: Denoiser.backendReason)
 //                   { id, type: "result", image: { data, width, height } }   (data transferred)
 //                   { id, type: "error", name, message }
 //                   { id, type: "memory", usage }   (usage: see Denoiser.memoryUsage(); null on CPU)
@@ -41,7 +41,7 @@ async function handle(message) {
       const previous = denoiser;
       denoiser = loaded;
       await previous?.dispose().catch(() => {});
-      reply({ id, type: "loaded", backend: denoiser.backend, info: denoiser.info });
+      reply({ id, type: "loaded", backend: denoiser.backend, reason: denoiser.backendReason, info: denoiser.info });
       break;
     }
     case "denoise": {
