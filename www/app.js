@@ -2,6 +2,7 @@
 // the photo is never sent anywhere (see the Content-Security-Policy).
 import { Engine } from "./engine.js";
 import { Compare } from "./compare.js";
+import { checkImage } from "./imagecheck.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -186,7 +187,28 @@ ui.engineChoice.addEventListener("change", () => loadModel(ui.engineChoice.value
 
 // ---------- opening photos ----------
 
+/**
+ * Reads the file's bytes before the browser decodes them (www/imagecheck.js):
+ * a damaged (truncated) or too large photo is refused with the reason, and
+ * whatever was open before stays as it was. Returns whether to go on.
+ */
+async function checkBeforeDecoding(blob, name) {
+  let bytes;
+  try {
+    bytes = await blob.arrayBuffer();
+  } catch (error) {
+    setStatus(`error: cannot read “${name}” (${error.message})`, "error");
+    return false;
+  }
+  const checked = checkImage(bytes);
+  if (checked.ok) return true;
+  const kept = state.image ? ` “${state.name}” is still open.` : "";
+  setStatus(`error: “${name}” is ${checked.problem}: ${checked.reason}. It was not opened.${kept}`, "error");
+  return false;
+}
+
 async function openBlob(blob, name) {
+  if (!(await checkBeforeDecoding(blob, name))) return;
   if (state.run !== null) engine.cancel(state.run);
   let pixels;
   try {

@@ -5,7 +5,7 @@
 importScripts("./vendor/build.js");
 
 const CACHE = `realdenoise-${self.BUILD.id}`;
-const SHELL = ["./", "app.css", "app.js", "engine.js", "compare.js", "icon.svg", "manifest.webmanifest"];
+const SHELL = ["./", "app.css", "app.js", "engine.js", "compare.js", "imagecheck.js", "icon.svg", "manifest.webmanifest"];
 const VENDOR = self.BUILD.files;
 const scope = new URL(self.registration.scope);
 
