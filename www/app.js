@@ -158,21 +158,26 @@ async function loadModel(choice) {
   ui.backendNote.textContent = "";
   setStatus("loading the model");
   try {
-    const { backend, info, fellBack } = await engine.load(choice, (p) => {
+    const { backend, reason, info, fellBack } = await engine.load(choice, (p) => {
       ui.progress.max = 1;
       ui.progress.value = p.fraction;
-      ui.progressText.textContent = `Loading the model: ${{ init: "starting", weights: "weights", model: "preparing", ready: "ready" }[p.stage] ?? p.stage}…`;
+      ui.progressText.textContent = `Loading the model: ${{ init: "starting", backend: "choosing WebGPU or the CPU", weights: "weights", model: "preparing", ready: "ready" }[p.stage] ?? p.stage}…`;
     });
     state.backend = backend;
     state.info = info;
     applyInfo(info);
     ui.backend.textContent = backend === "webgpu" ? "WebGPU" : "CPU";
     ui.backend.dataset.backend = backend;
+    // The package never picks a software WebGPU renderer (SwiftShader,
+    // llvmpipe...) by itself, and says why in `reason`.
+    const software = /software renderer \(([^)]+)\)/.exec(reason ?? "")?.[1];
     ui.backendNote.textContent =
-      backend === "webgpu" ? "your graphics card does the work"
+      backend === "webgpu" ? (software ? `as you chose, on a software renderer (${software}): slower than the CPU` : "your graphics card does the work")
       : choice === "cpu" ? "as you chose: slower than WebGPU, same result"
       : fellBack ? `WebGPU failed (${fellBack.message}), so the CPU does the work: slower, same result`
+      : software ? `because ${reason}`
       : "WebGPU is not available in this browser, so the CPU does the work: slower, same result";
+    ui.backendNote.dataset.reason = reason ?? "";
     state.ready = true;
     ui.progress.value = 0;
     ui.progressText.textContent = "\u00a0";

@@ -19,12 +19,15 @@ export class Engine {
   #backendChoice = "auto";
   loaded = null; // Promise<{ backend, info }>
 
-  /** Starts a worker and loads the model; resolves to { backend, info, fellBack }. */
+  /**
+   * Starts a worker and loads the model; resolves to { backend, reason, info, fellBack }
+   * (reason: the package's `backendReason`, why that backend).
+   */
   load(backend = this.#backendChoice, onProgress) {
     this.#backendChoice = backend;
     this.#spawn();
     this.loaded = this.#request({ type: "load", backend, weights: WEIGHTS_URL.href }, [], onProgress).then(
-      ({ backend: used, info }) => ({ backend: used, info, fellBack: null }),
+      ({ backend: used, reason, info }) => ({ backend: used, reason, info, fellBack: null }),
       async (error) => {
         // A WebGPU adapter that cannot run the model: say so and use the CPU.
         if (backend !== "cpu") {
@@ -96,7 +99,7 @@ export class Engine {
     this.#pending.delete(message.id);
     clearTimeout(entry.hardCancel);
     if (message.type === "error") entry.reject(namedError(message.name, message.message));
-    else if (message.type === "loaded") entry.resolve({ backend: message.backend, info: message.info });
+    else if (message.type === "loaded") entry.resolve({ backend: message.backend, reason: message.reason, info: message.info });
     else if (message.type === "result") entry.resolve(message.image);
     else entry.resolve(message);
   }

@@ -23,6 +23,9 @@ import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
 import { startServer } from "../../www/serve.mjs";
+import { checkImage } from "../../www/imagecheck.js";
+// The module's own tests (node, no browser) run with these.
+import { pngClaiming } from "./imagecheck.test.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const shots = join(root, "out/e2e");
@@ -206,11 +209,18 @@ test("the server: the page, application/wasm, the CSP header, nothing private", 
   }
 });
 
+// SwiftShader, the only WebGPU adapter here, is a software renderer: "auto"
+// runs on the CPU (next test), so this run asks for WebGPU explicitly.
 test("WebGPU: a Balanced run on a noisy photo finishes; progress, download, requests, screenshots", { timeout: 600_000 }, async () => {
   const { context, page, requests, problems } = await open({ webgpu: true });
   try {
     await loadPage(page);
+    await page.click("#advanced summary");
+    await page.selectOption("[data-testid=engine-choice]", "webgpu");
+    await waitForStatus(page, /^ready|^error/, 120_000);
+    assert.match(await status(page), /^ready/);
     assert.equal(await page.textContent("[data-testid=backend]"), "WebGPU");
+    assert.equal(await page.textContent("[data-testid=backend-note]"), "as you chose, on a software renderer (SwiftShader): slower than the CPU");
     await page.screenshot({ path: join(shots, "demo-empty.png") });
     await page.setInputFiles("[data-testid=file-input]", NOISY);
     await page.waitForSelector("#viewer:not([hidden])");
@@ -312,6 +322,113 @@ test("without WebGPU the page says it runs on the CPU, gains at least 5 dB on a 
     assert.match(again.summary, /1 step,/);
     report["CPU Fast after cancel"] = again.summary;
     checkRequests(requests, "CPU run and cancel");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+/** A real JPEG (encoded by the page's canvas), and the same cut to `fraction` of its length. */
+async function truncatedJpeg(page, fraction = 0.6) {
+  const base64 = await page.evaluate(async () => {
+    const canvas = new OffscreenCanvas(320, 240);
+    const context = canvas.getContext("2d");
+    for (let i = 0; i < 60; i++) {
+      context.fillStyle = `hsl(${(i * 47) % 360} 70% 50%)`;
+      context.fillRect((i * 53) % 320, (i * 31) % 240, 40, 30);
+    }
+    const bytes = new Uint8Array(await (await canvas.convertToBlob({ type: "image/jpeg", quality: 0.9 })).arrayBuffer());
+    let text = "";
+    for (const byte of bytes) text += String.fromCharCode(byte);
+    return btoa(text);
+  });
+  const whole = Buffer.from(base64, "base64");
+  assert.deepEqual(checkImage(whole), { ok: true, format: "jpeg", width: 320, height: 240 });
+  return whole.subarray(0, Math.floor(whole.length * fraction));
+}
+
+/** Counts the page's createImageBitmap calls (the decodes) in window.__decodes. */
+async function countDecodes(context) {
+  await context.addInitScript(() => {
+    const decode = window.createImageBitmap;
+    window.__decodes = 0;
+    window.createImageBitmap = function (...args) {
+      window.__decodes += 1;
+      return decode.apply(this, args);
+    };
+  });
+}
+
+// Browsers decode a truncated JPEG silently (the lower part grey) and try to
+// decode a PNG header claiming 100,000 x 100,000 pixels (which can take the
+// tab down): the page reads the bytes first (www/imagecheck.js).
+test("a truncated JPEG and a 100,000 x 100,000 PNG bomb are refused before decoding; the open photo stays usable", { timeout: 600_000 }, async () => {
+  const { context, page, requests, problems } = await open({ webgpu: false });
+  try {
+    await countDecodes(context);
+    await loadPage(page);
+    await page.setInputFiles("[data-testid=file-input]", NOISY);
+    await page.waitForSelector("#viewer:not([hidden])");
+    const shown = await page.textContent("#photo-name");
+    assert.match(shown, /^eye-noisy-96x96\.png · 96×96/);
+    const decodes = await page.evaluate(() => window.__decodes);
+    assert.equal(decodes, 1);
+
+    const cut = await truncatedJpeg(page);
+    await page.setInputFiles("[data-testid=file-input]", { name: "cut.jpg", mimeType: "image/jpeg", buffer: cut });
+    await waitForStatus(page, /^error/, 30_000);
+    const damaged = await status(page);
+    report["damaged file"] = damaged;
+    assert.equal(damaged, `error: “cut.jpg” is damaged: it is truncated: the data ends at byte ${cut.length} before the JPEG end-of-image marker. It was not opened. “eye-noisy-96x96.png” is still open.`);
+
+    const bomb = pngClaiming(100_000, 100_000);
+    assert.ok(bomb.length < 300);
+    await page.setInputFiles("[data-testid=file-input]", { name: "bomb.png", mimeType: "image/png", buffer: bomb });
+    await waitForStatus(page, /^error: “bomb/, 30_000);
+    const large = await status(page);
+    report["100,000 x 100,000 PNG"] = large;
+    assert.equal(large, "error: “bomb.png” is too large: its header declares 100000×100000 pixels (10000 megapixels); the most this page accepts is 65535 pixels per side and 200 megapixels. It was not opened. “eye-noisy-96x96.png” is still open.");
+
+    // Neither was decoded; the photo before them is still open and runs.
+    assert.equal(await page.evaluate(() => window.__decodes), decodes);
+    assert.equal(await page.textContent("#photo-name"), shown);
+    await choosePreset(page, "fast");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/);
+    assert.equal(await status(page), "done");
+    assert.match(await page.textContent("[data-testid=summary]"), /^Denoised on CPU in [\d.]+ s · 1 step/);
+    checkRequests(requests, "damaged files");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+// Headless Chromium's only WebGPU adapter is SwiftShader, a GPU emulated on
+// the CPU: the package's "auto" runs on the CPU instead, and the page says why.
+test("with only a software WebGPU adapter (SwiftShader) the page runs on the CPU and says why", { timeout: 600_000 }, async () => {
+  const { context, page, requests, problems } = await open({ webgpu: true });
+  try {
+    await loadPage(page);
+    assert.equal(await page.evaluate(async () => (await navigator.gpu?.requestAdapter())?.info?.architecture), "swiftshader");
+    assert.equal(await page.textContent("[data-testid=backend]"), "CPU");
+    const note = await page.textContent("[data-testid=backend-note]");
+    report["software WebGPU note"] = note;
+    assert.equal(note, "because the only WebGPU adapter is a software renderer (SwiftShader); the CPU is faster");
+    await page.setInputFiles("[data-testid=file-input]", NOISY);
+    await page.waitForSelector("#viewer:not([hidden])");
+    await choosePreset(page, "fast");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/);
+    assert.equal(await status(page), "done");
+    assert.match(await page.textContent("[data-testid=summary]"), /^Denoised on CPU in /);
+    // A damaged file on top, for the screenshot of both messages.
+    const cut = await truncatedJpeg(page, 0.5);
+    await page.setInputFiles("[data-testid=file-input]", { name: "holiday.jpg", mimeType: "image/jpeg", buffer: cut });
+    await waitForStatus(page, /^error: “holiday\.jpg” is damaged/, 30_000);
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(shots, "demo-software-gpu-damaged-file.png"), animations: "disabled" });
+    checkRequests(requests, "software WebGPU");
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
