@@ -4,7 +4,8 @@
 // the tab down. This reads the declared size from the header (PNG IHDR, JPEG
 // SOFn found by a marker walk, WebP VP8 / VP8L / VP8X), refuses what is too
 // large, and checks that the file is complete (JPEG: the end-of-image marker
-// after the scan data; PNG: an IEND chunk; WebP: the whole RIFF payload).
+// after the scan data; PNG: an IEND chunk; WebP: the whole RIFF payload;
+// AVIF: the size from its ispe properties, every top-level box complete).
 // A plain ES module without DOM use, so node can test it too.
 
 // The same limits as the realdenoise CLI (cli/src/files.rs MAX_SIDE and
@@ -14,7 +15,7 @@ export const MAX_PIXELS = 200_000_000;
 
 /**
  * @typedef {{ ok: true, format: "png" | "jpeg" | "webp" | null, width?: number, height?: number }} Accepted
- *   `format` null: not PNG, JPEG or WebP (say AVIF): left to the browser.
+ *   `format` null: not PNG, JPEG, WebP or AVIF (say GIF): left to the browser.
  * @typedef {{ ok: false, problem: "damaged" | "too large", format: string | null, width?: number, height?: number, reason: string }} Refused
  *   `reason`: a phrase for the user, e.g. "it is truncated: the data ends at byte 5120 before the JPEG end-of-image marker".
  */
@@ -30,7 +31,7 @@ export function checkImage(input) {
     : new Uint8Array(input);
   const format = sniff(bytes);
   if (format === null) return { ok: true, format: null };
-  const check = { png: checkPng, jpeg: checkJpeg, webp: checkWebp }[format];
+  const check = { png: checkPng, jpeg: checkJpeg, webp: checkWebp, avif: checkAvif }[format];
   const { width, height, error } = check(bytes);
   if (width !== undefined && height !== undefined) {
     const size = { format, width, height };
@@ -51,11 +52,18 @@ export function checkImage(input) {
   return { ok: false, problem: "damaged", format, reason: error ?? "its header cannot be read" };
 }
 
-/** "png", "jpeg", "webp" or null, from the first bytes. */
+/** "png", "jpeg", "webp", "avif" or null, from the first bytes. */
 export function sniff(bytes) {
   if (startsWith(bytes, PNG_SIGNATURE)) return "png";
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg";
   if (bytes.length >= 12 && ascii(bytes, 0, 4) === "RIFF" && ascii(bytes, 8, 4) === "WEBP") return "webp";
+  if (bytes.length >= 12 && ascii(bytes, 4, 4) === "ftyp") {
+    // The major brand, or a compatible brand, is avif (still) or avis (sequence).
+    const end = Math.min(bytes.length, u32be(bytes, 0));
+    for (let i = 8; i + 4 <= end; i += 4) {
+      if (i !== 12 && ["avif", "avis"].includes(ascii(bytes, i, 4))) return "avif";
+    }
+  }
   return null;
 }
 
@@ -212,5 +220,58 @@ function checkWebp(bytes) {
     if (end > riffEnd) return truncated;
     position = end + (end & 1);
   }
+  return { width, height };
+}
+
+// ---------- AVIF ----------
+
+/**
+ * ISO-BMFF boxes: every top-level box must fit in the file (a cut file ends
+ * inside one, usually mdat); the size is the largest of the image spatial
+ * extents properties (meta > iprp > ipco > ispe: version and flags, width,
+ * height), an upper bound over the primary image, a grid, thumbnails and
+ * alpha; the image data (mdat, or idat in meta) must be there.
+ */
+function checkAvif(bytes) {
+  let width;
+  let height;
+  let error;
+  let sawData = false;
+  const walk = (start, end, depth) => {
+    let position = start;
+    while (position < end) {
+      if (position + 8 > end) return false;
+      let size = u32be(bytes, position);
+      const type = ascii(bytes, position + 4, 4);
+      let header = 8;
+      if (size === 1) {
+        if (position + 16 > end) return false;
+        size = u32be(bytes, position + 8) * 2 ** 32 + u32be(bytes, position + 12);
+        header = 16;
+      } else if (size === 0) {
+        size = end - position; // to the end of the enclosing box or file
+      }
+      if (size < header) {
+        error = `it has a malformed AVIF box size at byte ${position}`;
+        return true;
+      }
+      if (position + size > end) return false;
+      if (type === "mdat" || type === "idat") sawData = true;
+      if (type === "ispe" && size >= header + 12) {
+        width = Math.max(width ?? 0, u32be(bytes, position + header + 4));
+        height = Math.max(height ?? 0, u32be(bytes, position + header + 8));
+      } else if (depth < 4 && ["meta", "iprp", "ipco"].includes(type)) {
+        const skip = type === "meta" ? 4 : 0; // meta is a full box
+        if (!walk(position + header + skip, position + size, depth + 1)) return false;
+      }
+      position += size;
+    }
+    return true;
+  };
+  const complete = walk(0, bytes.length, 0);
+  if (error) return { width, height, error };
+  if (!complete) return { width, height, error: `it is truncated: the data ends at byte ${bytes.length}, inside an AVIF box` };
+  if (width === undefined) return { error: "its AVIF header declares no image size (no ispe property)" };
+  if (!sawData) return { width, height, error: `it is truncated: the data ends at byte ${bytes.length}, before the AVIF image data (mdat)` };
   return { width, height };
 }

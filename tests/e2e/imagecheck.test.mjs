@@ -165,7 +165,35 @@ test("WebP: VP8, VP8L and VP8X sizes; every cut refused; too large refused", () 
   assert.deepEqual({ ...checkImage(wide), reason: undefined }, { ok: false, problem: "too large", format: "webp", width: 100_000, height: 10, reason: undefined });
 });
 
-test("other formats (AVIF, GIF, text) are left to the browser", () => {
+/** An ISO-BMFF box. */
+function box(type, ...payload) {
+  const body = Buffer.concat(payload.map((part) => Buffer.from(part)));
+  const out = Buffer.alloc(8 + body.length);
+  out.writeUInt32BE(out.length, 0);
+  out.write(type, 4, "ascii");
+  body.copy(out, 8);
+  return out;
+}
+
+function avif(width, height, mdat = 64) {
+  const ispe = Buffer.alloc(12);
+  ispe.writeUInt32BE(width, 4);
+  ispe.writeUInt32BE(height, 8);
+  return Buffer.concat([
+    box("ftyp", Buffer.from("avif\0\0\0\0mif1miafavif")),
+    box("meta", [0, 0, 0, 0], box("hdlr", Buffer.alloc(25)), box("iprp", box("ipco", box("ispe", ispe)), box("ipma", Buffer.alloc(8)))),
+    box("mdat", Buffer.alloc(mdat, 7)),
+  ]);
+}
+
+test("AVIF: the size from ispe; every cut refused; too large refused", () => {
+  const bytes = avif(1200, 800);
+  assert.deepEqual(checkImage(bytes), { ok: true, format: "avif", width: 1200, height: 800 });
+  assertEveryCutRefused(bytes, 12, "AVIF");
+  assert.equal(checkImage(avif(100_000, 100_000)).problem, "too large");
+});
+
+test("other formats (GIF, text) are left to the browser", () => {
   assert.deepEqual(checkImage(Buffer.from("GIF89a......")), { ok: true, format: null });
   assert.deepEqual(checkImage(new Uint8Array(0)), { ok: true, format: null });
   assert.deepEqual(checkImage(new ArrayBuffer(4)), { ok: true, format: null });
