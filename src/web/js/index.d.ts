@@ -8,8 +8,15 @@ export type Sampler = "improved" | "origin";
 export type Ensemble = "off" | "flips" | "dihedral";
 
 export interface Progress {
-  /** "backend": the backend is chosen (`backend` and `reason` tell which and why). */
-  stage: "init" | "backend" | "weights" | "model" | "ready" | "denoise";
+  /**
+   * "wasm" and "weights": bytes of that download (`loaded` of `total`);
+   * "backend": the backend is chosen (`backend` and `reason` tell which and why).
+   */
+  stage: "init" | "wasm" | "backend" | "weights" | "model" | "ready" | "denoise";
+  /** Only with stages "wasm" and "weights": bytes received so far. */
+  loaded?: number;
+  /** Only with stages "wasm" and "weights": the download's size from Content-Length, or null when unknown (then it is given once done). */
+  total?: number | null;
   /** Only with stage "backend": the backend that will be used. */
   backend?: Backend;
   /** Only with stage "backend": why (see {@link Denoiser.backendReason}). */
@@ -21,7 +28,7 @@ export interface Progress {
   /** Network evaluations done within the step, of `evaluations` (1, or 4 or 8 with an ensemble). */
   evaluation?: number;
   evaluations?: number;
-  /** 0..1 */
+  /** 0..1: of the whole load (during load) or of the whole run (during denoise). */
   fraction: number;
 }
 
@@ -51,6 +58,27 @@ export type ErrorName =
   | "UnsupportedBrowserError" // no WebAssembly SIMD
   | "BackendError" // the GPU runtime failed
   | "InternalError"; // the WebAssembly module could not start, or crashed (the next load starts a fresh one)
+
+declare class RealdenoiseError extends Error {
+  constructor(message?: string, options?: { cause?: unknown });
+}
+/** An argument of the wrong type or out of range; a disposed Denoiser. `name === "InputError"`. */
+export declare class InputError extends RealdenoiseError { readonly name: "InputError"; }
+/** Weights that cannot be fetched, read or used. */
+export declare class WeightsError extends RealdenoiseError { readonly name: "WeightsError"; }
+/** The AbortSignal was aborted (before or during the call). */
+export declare class AbortError extends RealdenoiseError { readonly name: "AbortError"; }
+/** `backend: "webgpu"` without a WebGPU adapter. */
+export declare class WebGpuUnavailableError extends RealdenoiseError { readonly name: "WebGpuUnavailableError"; }
+/** No WebAssembly SIMD. */
+export declare class UnsupportedBrowserError extends RealdenoiseError { readonly name: "UnsupportedBrowserError"; }
+/** The GPU runtime failed. */
+export declare class BackendError extends RealdenoiseError { readonly name: "BackendError"; }
+/** The WebAssembly module could not start, or crashed; the original error is `cause`. */
+export declare class InternalError extends RealdenoiseError { readonly name: "InternalError"; }
+
+/** This package's version (the weights cache is per version). */
+export declare const VERSION: string;
 
 export interface LoadOptions {
   /**

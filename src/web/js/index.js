@@ -5,6 +5,11 @@
 // onto the module's step-by-step observer, and restarts the module after it
 // crashed (a trapped WebAssembly instance is never used again).
 import * as firstGlue from "./realdenoise.js";
+import { namedError } from "./errors.js";
+
+export {
+  InputError, WeightsError, AbortError, WebGpuUnavailableError, UnsupportedBrowserError, BackendError, InternalError,
+} from "./errors.js";
 
 const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
 const WASM_URL = new URL("./realdenoise_bg.wasm", import.meta.url);
@@ -27,12 +32,6 @@ const ERROR_NAMES = new Set([
   "WeightsError", "InputError", "AbortError", "BackendError", "InternalError",
   "WebGpuUnavailableError", "UnsupportedBrowserError",
 ]);
-
-function namedError(name, message, cause) {
-  const error = new Error(message, cause !== undefined ? { cause } : undefined);
-  error.name = name;
-  return error;
-}
 
 /** A short description of any value for error messages (never megabytes of it). */
 function describe(value) {
@@ -203,8 +202,45 @@ async function importGlue() {
   return glue;
 }
 
-/** The running module instance, started (again) when there is none. */
-function startRuntime() {
+/**
+ * Reads a Response's body through its stream reader, calling
+ * `onBytes(loaded, total)` as bytes arrive (`total` from Content-Length, or
+ * null when the header is missing or counts compressed bytes).
+ */
+async function readBody(response, onBytes = () => {}) {
+  const length = Number(response.headers.get("Content-Length"));
+  const total = length > 0 && !response.headers.get("Content-Encoding") ? length : null;
+  onBytes(0, total);
+  if (!response.body || typeof response.body.getReader !== "function") {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onBytes(bytes.length, bytes.length);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    if (loaded < (total ?? Infinity)) onBytes(loaded, total);
+  }
+  let bytes = chunks[0] ?? new Uint8Array(0);
+  if (chunks.length > 1) {
+    bytes = new Uint8Array(loaded);
+    let offset = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.length;
+    }
+  }
+  onBytes(loaded, loaded);
+  return bytes;
+}
+
+/** The running module instance, started (again) when there is none; `onBytes` sees the wasm download. */
+function startRuntime(onBytes) {
   if (current) return current.ready;
   if (!WebAssembly.validate(SIMD_PROBE)) {
     return Promise.reject(namedError(
@@ -218,7 +254,11 @@ function startRuntime() {
     const glue = await importGlue();
     const runtime = new Runtime(glue);
     starting.runtime = runtime;
-    await glue.default({ module_or_path: WASM_URL });
+    // Fetched here, not by the glue, to report the bytes as they arrive.
+    const response = await fetch(WASM_URL);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const bytes = await readBody(response, onBytes);
+    await glue.default({ module_or_path: new Response(bytes, { headers: { "Content-Type": "application/wasm" } }) });
     freshGlueNeeded = false;
     return runtime;
   })().catch((error) => {
@@ -367,7 +407,17 @@ function validateOptions(options, info) {
   return { steps, sampler, ensemble, strength, tileSize, onProgress, signal };
 }
 
-async function readWeights(weights) {
+/** The weights' bytes from any accepted source; `onBytes(loaded, total)` reports their download. */
+async function readWeights(weights, onBytes = () => {}) {
+  const given = await givenBytes(weights);
+  if (given) {
+    onBytes(given.length, given.length);
+    return given;
+  }
+  return fetchWeights(weights, onBytes);
+}
+
+async function givenBytes(weights) {
   if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
   if (typeof SharedArrayBuffer !== "undefined" && weights instanceof SharedArrayBuffer) return new Uint8Array(weights);
   if (ArrayBuffer.isView(weights)) return new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
@@ -378,10 +428,23 @@ async function readWeights(weights) {
       throw namedError("WeightsError", "cannot read the weights Blob", cause);
     }
   }
+  return null;
+}
+
+async function fetchWeights(weights, onBytes) {
   let response = weights;
   const url = weights ?? DEFAULT_WEIGHTS;
   const shown = () => (typeof url === "string" ? describe(url).replace(/^the string /, "") : String(url).slice(0, 200));
-  if (!(typeof Response !== "undefined" && weights instanceof Response)) {
+  const isResponse = typeof Response !== "undefined" && weights instanceof Response;
+  const key = isResponse ? null : cacheKey(url);
+  if (key) {
+    const cached = await readCached(key);
+    if (cached) {
+      onBytes(cached.length, cached.length);
+      return cached;
+    }
+  }
+  if (!isResponse) {
     try {
       response = await fetch(url);
     } catch (cause) {
@@ -389,10 +452,76 @@ async function readWeights(weights) {
     }
   }
   if (!response.ok) throw namedError("WeightsError", `cannot fetch weights from ${shown()}: HTTP ${response.status}`);
+  let bytes;
   try {
-    return new Uint8Array(await response.arrayBuffer());
+    bytes = await readBody(response, onBytes);
   } catch (cause) {
     throw namedError("WeightsError", `cannot read weights from ${shown()}`, cause);
+  }
+  if (key) await writeCached(key, bytes);
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------
+// The weights cache (Cache API). Weights fetched from an http(s) URL are kept
+// in the cache "realdenoise-weights-<package version>" under their absolute
+// URL, with the SHA-256 of their bytes in a header; a later load with the
+// same URL reads them from there without a request, after checking that
+// hash (an entry that does not match is deleted and fetched again). A new
+// package version starts a new cache and deletes the old ones. Where the
+// Cache API is missing (http origins other than localhost, some private
+// modes) or fails (quota), the weights come from the network as before.
+
+/** This package's version: the weights cache is per version. */
+export const VERSION = "0.1.0";
+const CACHE_PREFIX = "realdenoise-weights-";
+const CACHE_NAME = `${CACHE_PREFIX}${VERSION}`;
+const HASH_HEADER = "X-Realdenoise-Sha256";
+
+function cacheKey(url) {
+  try {
+    const absolute = new URL(url, globalThis.location?.href);
+    return /^https?:$/.test(absolute.protocol) ? absolute.href : null;
+  } catch {
+    return null;
+  }
+}
+
+async function sha256(bytes) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function openCache() {
+  if (typeof caches === "undefined" || typeof crypto === "undefined" || !crypto.subtle) return null;
+  return caches.open(CACHE_NAME);
+}
+
+async function readCached(key) {
+  try {
+    const cache = await openCache();
+    const hit = await cache?.match(key);
+    if (!hit) return null;
+    const bytes = new Uint8Array(await hit.arrayBuffer());
+    if (hit.headers.get(HASH_HEADER) === (await sha256(bytes))) return bytes;
+    await cache.delete(key);
+  } catch {
+    // no Cache API here, or it failed: the network it is
+  }
+  return null;
+}
+
+async function writeCached(key, bytes) {
+  try {
+    const cache = await openCache();
+    if (!cache) return;
+    const headers = { "Content-Type": "application/octet-stream", [HASH_HEADER]: await sha256(bytes) };
+    await cache.put(key, new Response(bytes, { headers }));
+    for (const name of await caches.keys()) {
+      if (name.startsWith(CACHE_PREFIX) && name !== CACHE_NAME) await caches.delete(name);
+    }
+  } catch {
+    // quota exceeded or no Cache API: the next load fetches again
   }
 }
 
@@ -479,7 +608,18 @@ export class Denoiser {
     };
     try {
       report({ stage: "init", fraction: 0 });
-      const runtime = await startRuntime();
+      // Byte counts of the two downloads; an exception from onProgress
+      // there is remembered (and rethrown below) without breaking the download.
+      const bytesReport = (stage, from, span) => (loaded, total) => {
+        if (failedCallback) return;
+        try {
+          report({ stage, loaded, total, fraction: from + span * (total ? Math.min(1, loaded / total) : 0) });
+        } catch {
+          // kept in failedCallback
+        }
+      };
+      const runtime = await startRuntime(bytesReport("wasm", 0, 0.2));
+      if (failedCallback) throw failedCallback.error;
       let adapter = null;
       let reason = "the CPU backend was requested";
       if (backend !== "cpu") {
@@ -504,8 +644,8 @@ export class Denoiser {
       }
       const chosen = adapter ? "webgpu" : "cpu";
       report({ stage: "backend", fraction: 0.2, backend: chosen, reason });
-      report({ stage: "weights", fraction: 0.3 });
-      const bytes = await readWeights(weights);
+      const bytes = await readWeights(weights, bytesReport("weights", 0.3, 0.4));
+      if (failedCallback) throw failedCallback.error;
       report({ stage: "model", fraction: 0.7 });
       const model = await call(runtime, () => runtime.glue.Model.load(bytes, chosen));
       runtime.models.add(new WeakRef(model));

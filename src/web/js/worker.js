@@ -12,11 +12,13 @@
 //                   { id, type: "error", name, message }
 //                   { id, type: "memory", usage }   (usage: see Denoiser.memoryUsage(); null on CPU)
 //                   { id, type: "disposed" }
+// Typed as WorkerRequest / WorkerReply in worker-client.d.ts; the
+// realdenoise/worker-client module speaks this protocol for you.
 // Messages are handled one after another in the order they arrive, so
 // `load` and `denoise` may be posted at once; `cancel` acts immediately, on a
 // running denoise or on one still waiting its turn. A `load` that fails
 // keeps the model loaded before it.
-import { Denoiser } from "./index.js";
+import { Denoiser, InputError } from "./index.js";
 
 let denoiser = null;
 /** AbortControllers of the denoise messages received and not yet answered. */
@@ -27,7 +29,7 @@ function reply(message, transfer) {
   self.postMessage(message, transfer ?? []);
 }
 
-const inputError = (message) => Object.assign(new Error(message), { name: "InputError" });
+const inputError = (message) => new InputError(message);
 
 async function handle(message) {
   const { id, type } = message;
