@@ -2,7 +2,7 @@
 // installed as a copy the way a registry install would lay it out
 // (install-links), bundled with Vite. Its built page, served from dist/,
 // denoises an image with the bundled default weights, on the main thread and
-// through the package's worker, in Chromium on both backends; the result must
+// through the package's worker client (realdenoise/worker-client), in Chromium on both backends; the result must
 // equal what the package computes when loaded directly. The Vite dev server
 // (with the configuration the package README recommends) is checked too.
 import { test, before, after } from "node:test";
@@ -94,8 +94,9 @@ test("vite build emits the package's wasm and weights unchanged", () => {
   assert.equal(find(".rdnz").length, 1, `assets: ${assets}`);
   assert.equal(sha256(readFileSync(join(dist, "assets", find(".wasm")[0]))), sha256(readFileSync(join(root, "pkg/realdenoise_bg.wasm"))));
   assert.equal(sha256(readFileSync(join(dist, "assets", find(".rdnz")[0]))), sha256(readFileSync(join(root, "pkg/realdenoise.rdnz"))));
-  // The worker entry survives tree-shaking (the package marks it as having side effects).
-  const worker = find(".js").filter((name) => name.startsWith("denoise-worker"));
+  // The worker client's `new Worker(new URL("./worker.js", import.meta.url))`
+  // became a bundled module worker that kept its message handler.
+  const worker = find(".js").filter((name) => name.startsWith("worker-"));
   assert.equal(worker.length, 1, `assets: ${assets}`);
   assert.match(readFileSync(join(dist, "assets", worker[0]), "utf8"), /onmessage/);
 });

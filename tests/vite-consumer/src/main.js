@@ -1,6 +1,7 @@
 // A page as a user of the package would write it: the bundled default
-// weights (no URL given), the main-thread API, then the worker entry.
+// weights (no URL given), the main-thread API, then the worker client.
 import { Denoiser } from "realdenoise";
+import { WorkerDenoiser } from "realdenoise/worker-client";
 import { makeInput } from "./input.js";
 
 const status = document.querySelector("#status");
@@ -8,23 +9,16 @@ const params = new URLSearchParams(location.search);
 const backend = params.get("backend") ?? "auto";
 const steps = params.has("steps") ? Number(params.get("steps")) : undefined;
 
-function viaWorker(image) {
-  const worker = new Worker(new URL("./denoise-worker.js", import.meta.url), { type: "module" });
-  return new Promise((resolve, reject) => {
-    worker.onmessage = ({ data }) => {
-      if (data.type === "loaded") {
-        worker.postMessage({ id: 2, type: "denoise", image, options: { steps } });
-      } else if (data.type === "result") {
-        worker.terminate();
-        resolve(data.image);
-      } else if (data.type === "error") {
-        worker.terminate();
-        reject(new Error(`${data.name}: ${data.message}`));
-      }
-    };
-    worker.onerror = (event) => reject(new Error(`worker failed: ${event.message}`));
-    worker.postMessage({ id: 1, type: "load", backend });
-  });
+// The worker client starts the package's own worker.js
+// (`new Worker(new URL("./worker.js", import.meta.url), { type: "module" })`),
+// which Vite bundles as a module worker.
+async function viaWorker(image) {
+  const client = await WorkerDenoiser.load({ backend });
+  try {
+    return await client.denoise(image, { steps });
+  } finally {
+    await client.dispose();
+  }
 }
 
 async function main() {
