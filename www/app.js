@@ -150,6 +150,31 @@ ui.quality.addEventListener("input", () => {
 
 // ---------- the model ----------
 
+const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
+
+// The package reports the bytes of its two downloads (the WebAssembly module
+// and the weights) as they arrive; `total` is null when the server sends no
+// Content-Length (or a compressed one).
+function showLoadProgress(p) {
+  ui.progress.max = 1;
+  ui.progress.value = p.fraction;
+  const what = { wasm: "the program", weights: "the weights" }[p.stage];
+  if (what && typeof p.loaded === "number") {
+    const of = p.total ? ` of ${megabytes(p.total)} MB` : " MB";
+    ui.progressText.textContent = `Loading ${what}: ${megabytes(p.loaded)}${of}…`;
+    ui.progressText.dataset.bytes = `${p.stage}:${p.loaded}:${p.total ?? ""}`;
+    return;
+  }
+  ui.progressText.textContent = `Loading the model: ${{ init: "starting", backend: "choosing WebGPU or the CPU", model: "preparing", ready: "ready" }[p.stage] ?? p.stage}…`;
+}
+
+/** Moves focus to `control` (opening the Advanced settings it may sit in). */
+function focusOn(control) {
+  const details = control.closest("details");
+  if (details && !details.open) details.open = true;
+  control.focus();
+}
+
 async function loadModel(choice) {
   state.ready = false;
   refreshButtons();
@@ -158,11 +183,7 @@ async function loadModel(choice) {
   ui.backendNote.textContent = "";
   setStatus("loading the model");
   try {
-    const { backend, reason, info, fellBack } = await engine.load(choice, (p) => {
-      ui.progress.max = 1;
-      ui.progress.value = p.fraction;
-      ui.progressText.textContent = `Loading the model: ${{ init: "starting", backend: "choosing WebGPU or the CPU", weights: "weights", model: "preparing", ready: "ready" }[p.stage] ?? p.stage}…`;
-    });
+    const { backend, reason, info, fellBack } = await engine.load(choice, showLoadProgress);
     state.backend = backend;
     state.info = info;
     applyInfo(info);
@@ -182,10 +203,14 @@ async function loadModel(choice) {
     ui.progress.value = 0;
     ui.progressText.textContent = "\u00a0";
     setStatus(state.image ? "ready" : "ready: open a photo");
+    refreshButtons();
+    // A photo opened while the model loaded: Denoise is next.
+    if (state.image && (document.activeElement === document.body || document.activeElement === null)) ui.denoise.focus();
   } catch (error) {
-    setStatus(`error: the model did not load (${error.message})`, "error");
+    setStatus(`error: the model did not load (${error.message}); try another choice under Run on`, "error");
+    refreshButtons();
+    focusOn(ui.engineChoice);
   }
-  refreshButtons();
 }
 
 ui.engineChoice.addEventListener("change", () => loadModel(ui.engineChoice.value));
@@ -203,12 +228,14 @@ async function checkBeforeDecoding(blob, name) {
     bytes = await blob.arrayBuffer();
   } catch (error) {
     setStatus(`error: cannot read “${name}” (${error.message})`, "error");
+    focusOpenControl();
     return false;
   }
   const checked = checkImage(bytes);
   if (checked.ok) return true;
   const kept = state.image ? ` “${state.name}” is still open.` : "";
   setStatus(`error: “${name}” is ${checked.problem}: ${checked.reason}. It was not opened.${kept}`, "error");
+  focusOpenControl();
   return false;
 }
 
@@ -225,6 +252,7 @@ async function openBlob(blob, name) {
     bitmap.close();
   } catch {
     setStatus(`error: cannot read “${name}” as an image; try a JPEG, PNG, WebP or AVIF file`, "error");
+    focusOpenControl();
     return;
   }
   state.image = pixels;
@@ -239,6 +267,14 @@ async function openBlob(blob, name) {
   ui.progressText.textContent = "\u00a0";
   if (state.ready) setStatus("ready");
   refreshButtons();
+  // Next: Denoise (or, while the model still loads, once it is ready: see loadModel).
+  if (!ui.denoise.disabled) ui.denoise.focus();
+  else document.activeElement?.blur?.();
+}
+
+/** After a file problem: the control that opens another photo. */
+function focusOpenControl() {
+  (ui.viewer.hidden ? ui.choose : ui.openAnother).focus();
 }
 
 function openFirstImage(files) {
@@ -261,6 +297,7 @@ ui.example.addEventListener("click", async () => {
     await openBlob(await response.blob(), "example-cat-noisy.png");
   } catch (error) {
     setStatus(`error: the example photo did not load (${error.message})`, "error");
+    ui.example.focus();
   }
 });
 
@@ -317,14 +354,15 @@ async function run() {
   const max = Number(ui.steps.max);
   if (!Number.isInteger(steps) || steps < 1 || steps > max) {
     setStatus(`error: steps must be a whole number from 1 to ${max}`, "error");
-    ui.steps.focus();
+    focusOn(ui.steps);
     return;
   }
   const options = { steps, sampler: ui.sampler.value, ensemble: ui.ensemble.value, strength: Number(ui.strength.value) };
   const evaluations = steps * EVALUATIONS[options.ensemble];
   const { width, height } = state.image;
   const copy = new Uint8ClampedArray(state.image.data); // transferred to the worker
-  clearResult();
+  // The last result (and its downloads) stays until this run replaces it.
+  ui.result.classList.toggle("previous", !ui.result.hidden);
   ui.progress.max = 1;
   ui.progress.value = 0;
   ui.progressText.textContent = "Starting…";
@@ -341,6 +379,8 @@ async function run() {
   ticker = setInterval(() => last && showRunProgress(last, started, megapixels * evaluations), 1000);
   state.run = id;
   refreshButtons();
+  ui.cancel.focus(); // Denoise is disabled while it runs; Cancel (or Esc) is next
+  let next = ui.denoise;
   try {
     const out = await result;
     const elapsed = (performance.now() - started) / 1000;
@@ -348,6 +388,7 @@ async function run() {
     if (options.strength === 1) rememberSpeed(elapsed, megapixels, evaluations);
     compare.setAfter(new ImageData(out.data, out.width, out.height));
     const png = await canvasBlob("image/png");
+    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
     state.resultUrl = URL.createObjectURL(png);
     ui.download.href = state.resultUrl;
     ui.download.download = outputName("png");
@@ -360,15 +401,21 @@ async function run() {
     ui.progress.value = ui.progress.max;
     ui.progressText.textContent = `Finished in ${seconds(elapsed)}. Drag across the photo to compare.`;
     setStatus("done", "done");
+    next = ui.download;
   } catch (error) {
+    const kept = ui.result.hidden ? "" : " The previous result is kept.";
     if (error.name === "AbortError") {
       ui.progress.value = 0;
-      ui.progressText.textContent = "Cancelled: the photo is unchanged.";
+      ui.progressText.textContent = `Cancelled: the photo is unchanged.${kept}`;
       setStatus("cancelled");
     } else {
-      setStatus(`error: ${error.message}`, "error");
+      setStatus(`error: ${error.message}.${kept}`, "error");
+      // Settings the run refused are fixed there; a backend failure by running elsewhere.
+      if (error.name === "InputError") next = ui.steps;
+      else if (error.name === "BackendError" || error.name === "InternalError") next = ui.engineChoice;
     }
   } finally {
+    ui.result.classList.remove("previous");
     clearInterval(ticker);
     state.run = null;
     document.title = TITLE;
@@ -383,9 +430,11 @@ async function run() {
         state.ready = true;
       } catch (error) {
         setStatus(`error: the model did not reload (${error.message})`, "error");
+        next = ui.engineChoice;
       }
     }
     refreshButtons();
+    if (state.image) focusOn(next);
   }
 }
 

@@ -32,7 +32,8 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     for (const name of await caches.keys()) {
-      if (name.startsWith("realdenoise-") && name !== CACHE) await caches.delete(name);
+      // (the package's own weights cache, realdenoise-weights-<version>, is the package's)
+      if (name.startsWith("realdenoise-") && !name.startsWith("realdenoise-weights-") && name !== CACHE) await caches.delete(name);
     }
     await self.clients.claim();
   })());

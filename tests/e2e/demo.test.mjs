@@ -303,7 +303,8 @@ test("without WebGPU the page says it runs on the CPU, gains at least 5 dB on a 
     report["CPU Balanced, whole photo, high noise"] = { steps: run.steps, summary: run.summary, ...shown };
     assert.ok(decibels.gain >= TARGET_GAIN_DB, `PSNR noisy ${shown.noisy} dB, denoised ${shown.denoised} dB: a gain of ${shown.gain} dB, under the ${TARGET_GAIN_DB} dB target`);
 
-    // Cancel after the first step of a Best run.
+    // Cancel after the first step of a Best run: the last result stays.
+    const previousHref = await page.getAttribute("[data-testid=download]", "href");
     await choosePreset(page, "best");
     await page.click("[data-testid=denoise]");
     await page.waitForFunction(() => {
@@ -315,7 +316,8 @@ test("without WebGPU the page says it runs on the CPU, gains at least 5 dB on a 
     await page.click("[data-testid=cancel]");
     await waitForStatus(page, /^cancelled$/, 30_000);
     report.cancel = { secondsToCancelled: (Date.now() - clicked) / 1000, progressText: await page.textContent("[data-testid=progress-text]") };
-    assert.equal(await page.getAttribute("[data-testid=download]", "href"), null, "no result after a cancelled run");
+    assert.equal(await page.getAttribute("[data-testid=download]", "href"), previousHref, "the last result is kept after a cancelled run");
+    assert.equal(await page.isVisible("#result"), true);
     await page.waitForSelector("[data-testid=denoise]:not([disabled])", { timeout: 60_000 });
     assert.equal(await page.isDisabled("[data-testid=cancel]"), true);
     const again = await runAndDownload(page, "fast");
@@ -484,6 +486,74 @@ test("offline after the first visit; example photo, paste, drop; labels; phone l
       assert.match(size, new RegExp(`^${how}\\.png · 96×96`));
     }
     checkRequests(requests, "offline and phone");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+const focused = (page) => page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+
+test("load shows byte progress; the last result stays through a new run and its cancel; focus moves to the next control", { timeout: 600_000 }, async () => {
+  const { context, page, problems } = await open({ webgpu: false });
+  try {
+    await loadPage(page);
+    const loading = (await page.evaluate(() => window.__seen.map((s) => s.text))).filter((t) => /^Loading the/.test(t ?? ""));
+    assert.ok(loading.some((t) => /^Loading the weights: [\d.]+ of 1\.8 MB…$/.test(t)), `no weights byte progress: ${[...new Set(loading)].join(" | ")}`);
+    assert.ok(loading.some((t) => /^Loading the program: [\d.]+( of [\d.]+)? MB…$/.test(t)), `no wasm byte progress: ${[...new Set(loading)].join(" | ")}`);
+    report["load progress"] = [...new Set(loading)].slice(-3);
+
+    // "Try the example photo" -> Denoise.
+    await page.click("[data-testid=example]");
+    await page.waitForSelector("#viewer:not([hidden])");
+    await page.waitForFunction(() => document.activeElement?.id === "denoise", null, { timeout: 10_000 }).catch(() => {});
+    assert.equal(await focused(page), "denoise", "after the example photo opens");
+
+    // A run finishes -> Download PNG.
+    await page.setInputFiles("[data-testid=file-input]", NOISY);
+    await page.waitForFunction(() => document.querySelector("#photo-name").textContent.includes("96×96"));
+    assert.equal(await focused(page), "denoise", "after a photo opens");
+    await choosePreset(page, "fast");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/);
+    assert.equal(await status(page), "done");
+    assert.equal(await focused(page), "download", "after a run");
+    const href = await page.getAttribute("[data-testid=download]", "href");
+    const summary = await page.textContent("[data-testid=summary]");
+
+    // A new run keeps the last result and its downloads on screen; Cancel keeps them too.
+    await choosePreset(page, "best");
+    await page.click("[data-testid=denoise]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=progress]").value > 0, null, { timeout: RUN_TIMEOUT, polling: 50 });
+    assert.equal(await focused(page), "cancel", "during a run");
+    assert.equal(await page.isVisible("#result"), true, "the last result disappeared when a new run started");
+    assert.equal(await page.getAttribute("[data-testid=download]", "href"), href);
+    assert.equal(await page.isVisible("[data-testid=download-jpeg]"), true);
+    await page.screenshot({ path: join(shots, "demo-run-keeps-result.png") });
+    await page.click("[data-testid=cancel]");
+    await waitForStatus(page, /^cancelled$/, 30_000);
+    await page.waitForSelector("[data-testid=denoise]:not([disabled])", { timeout: 60_000 });
+    assert.equal(await page.isVisible("#result"), true, "the last result disappeared after Cancel");
+    assert.equal(await page.getAttribute("[data-testid=download]", "href"), href);
+    assert.equal(await page.textContent("[data-testid=summary]"), summary);
+    assert.match(await page.textContent("[data-testid=progress-text]"), /previous result is kept/);
+    await page.waitForFunction(() => document.activeElement?.id === "denoise", null, { timeout: 10_000 }).catch(() => {});
+    assert.equal(await focused(page), "denoise", "after Cancel");
+    await page.screenshot({ path: join(shots, "demo-cancel-keeps-result.png") });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=download]")]);
+    assert.deepEqual([decode(readFileSync(await download.path())).width], [96]);
+
+    // An error -> the control that fixes it: a damaged file -> "Open another…"; bad steps -> Steps.
+    await page.setInputFiles("[data-testid=file-input]", { name: "cut.jpg", mimeType: "image/jpeg", buffer: await truncatedJpeg(page) });
+    await waitForStatus(page, /^error/, 10_000);
+    assert.equal(await focused(page), "open-another", "after a damaged file");
+    await page.evaluate(() => {
+      document.querySelector("#advanced").open = false;
+      document.querySelector("[data-testid=steps]").value = "0";
+    });
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^error: steps/, 10_000);
+    assert.equal(await focused(page), "steps", "after a bad step count");
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
