@@ -838,3 +838,7 @@ test("the worker answers a wasm panic during load with a named error; the next l
   assert.ok(["error:WeightsError", "error:InternalError"].includes(result.bad), JSON.stringify(result));
   assert.deepEqual({ ...result, bad: "named" }, { first: "loaded", bad: "named", reload: "loaded", denoised: "result", width: 64 });
 });
+
+// The install paths, the worker client, the tarball and the weights cache
+// (issue 23) run with this suite too; `node --test ./install.test.mjs` runs them alone.
+await import("./install.test.mjs");
