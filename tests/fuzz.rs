@@ -73,11 +73,11 @@ fn mutate_bytes(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
     let mut bytes = original.to_vec();
     for _ in 0..1 + rng.below(4) {
         match rng.below(7) {
-            0 => {
+            0 if !bytes.is_empty() => {
                 let at = rng.below(bytes.len());
                 bytes[at] ^= 1 << rng.below(8);
             }
-            1 => {
+            1 if !bytes.is_empty() => {
                 let at = rng.below(bytes.len());
                 bytes[at] = [0x00, 0xFF, 0x7F, 0x80, b'9', b'"'][rng.below(6)];
             }

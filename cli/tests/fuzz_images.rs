@@ -84,7 +84,7 @@ fn mutate(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
     let mut bytes = original.to_vec();
     for _ in 0..1 + rng.below(3) {
         match rng.below(6) {
-            0 => {
+            0 if !bytes.is_empty() => {
                 let at = rng.below(bytes.len());
                 bytes[at] ^= 1 << rng.below(8);
             }

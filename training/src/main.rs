@@ -11,7 +11,7 @@ use image::RgbImage;
 use realdenoise_training::data::{self, Split};
 use realdenoise_training::degradations::{CameraNoise, FixedLevel};
 use realdenoise_training::noise::{BayerPattern, NoiseLevel, NoiseModel, NoiseProfiles};
-use realdenoise_training::throughput::{self, DataBench};
+use realdenoise_training::throughput::{self, DataBench, StepBench};
 use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 use realdenoise_training::{checkpoint, eval, export};
 
@@ -30,6 +30,16 @@ enum Backend {
     Wgpu,
     /// burn cuda (NVIDIA; build with `--features cuda`).
     Cuda,
+}
+
+/// burn's CPU backends: the vendored ndarray (im2col + GEMM convolutions),
+/// which trains, and burn-flex (on the `gemm` crate; feature `flex`) and
+/// burn-tch (LibTorch; feature `tch`), measured against it.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CpuBackend {
+    Ndarray,
+    Flex,
+    Tch,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +125,23 @@ enum Command {
         threads: Vec<usize>,
     },
     /// Add seeded synthetic camera noise at a fixed level to one photo.
+    /// Time full training steps (forward, loss, backward, AdamW, EMA) of the
+    /// shipped architecture on CPU backends, with a fixed batch.
+    BenchStep {
+        /// CPU backends to compare, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_values = ["ndarray"])]
+        backend: Vec<CpuBackend>,
+        #[arg(long, default_value_t = 4)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 128)]
+        patch_size: u32,
+        /// Timed steps per backend (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        steps: u64,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+    },
     Synth {
         input: PathBuf,
         #[arg(short, long)]
@@ -129,6 +156,43 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+fn bench_step(backends: &[CpuBackend], bench: StepBench) -> Result<()> {
+    let config = TrainConfig::default();
+    println!(
+        "training step of the shipped network ({} parameters): batch {} x {} px, median of {} steps after {} warm-up, {} threads",
+        config.model.init::<NdArray>(&Default::default()).map(|m| burn::module::Module::num_params(&m)).unwrap_or(0),
+        bench.batch_size,
+        bench.patch_size,
+        bench.steps,
+        bench.warmup,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| backend | s/step | crops/s | steps (s) |");
+    println!("|---|---|---|---|");
+    for backend in backends {
+        let report = match backend {
+            CpuBackend::Ndarray => throughput::measure_steps::<Autodiff<NdArray>>(&config, bench, &Default::default())?,
+            #[cfg(feature = "flex")]
+            CpuBackend::Flex => throughput::measure_steps::<Autodiff<burn_flex::Flex>>(&config, bench, &Default::default())?,
+            #[cfg(not(feature = "flex"))]
+            CpuBackend::Flex => bail!(
+                "this build has no burn-flex: cargo build --release --workspace --features realdenoise-training/flex"
+            ),
+            #[cfg(feature = "tch")]
+            CpuBackend::Tch => {
+                throughput::measure_steps::<Autodiff<burn_tch::LibTorch>>(&config, bench, &burn_tch::LibTorchDevice::Cpu)?
+            }
+            #[cfg(not(feature = "tch"))]
+            CpuBackend::Tch => bail!(
+                "this build has no burn-tch: see training/README.md (bench-step) for building it against a local libtorch"
+            ),
+        };
+        let all: Vec<String> = report.seconds.iter().map(|s| format!("{s:.2}")).collect();
+        println!("| {backend:?} | {:.2} | {:.2} | {} |", report.median_seconds(), report.crops_per_second(), all.join(", "));
+    }
+    Ok(())
 }
 
 fn parse_level(s: &str) -> Result<NoiseLevel, String> {
@@ -176,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::Export(args) => export::run(&args),
         Command::BenchData { data, batch_size, patch_size, batches, threads } => bench_data(&data, DataBench { batch_size, patch_size, batches, seed: 1 }, &threads),
+        Command::BenchStep { backend, batch_size, patch_size, steps, warmup } => bench_step(&backend, StepBench { batch_size, patch_size, steps, warmup }),
         Command::Synth { input, output, level, seed, pattern, force } => synth(&input, &output, FixedLevel::with_pattern(level, pattern), seed, force),
     }
 }

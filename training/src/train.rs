@@ -147,8 +147,9 @@ impl TrainConfig {
         if self.validation_steps == 0 || self.validation_steps > self.model.timesteps {
             return refuse(format!("validation steps {} must lie in 1..={} (T)", self.validation_steps, self.model.timesteps));
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return refuse(format!("learning rate {} must be a positive number", self.learning_rate));
+        // Zero is allowed: it freezes the weights (a test checks --init-from that way).
+        if !(self.learning_rate.is_finite() && self.learning_rate >= 0.0) {
+            return refuse(format!("learning rate {} must be a non-negative number", self.learning_rate));
         }
         if !(self.final_learning_rate.is_finite() && (0.0..=self.learning_rate).contains(&self.final_learning_rate)) {
             return refuse(format!("final learning rate {} must lie in [0, {}]", self.final_learning_rate, self.learning_rate));
@@ -329,6 +330,38 @@ fn start_from_parent<B: AutodiffBackend>(
     Ok((model, lineage))
 }
 
+/// The optimiser AdamW with the run's weight decay and gradient clipping.
+pub fn optimizer_for<B: AutodiffBackend>(config: &TrainConfig) -> impl Optimizer<UNet<B>, B> {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.gradient_clip_norm)))
+        .init::<B, UNet<B>>()
+}
+
+/// One training step on one batch: the loss at a random `t` per crop,
+/// backward, the optimiser's update at `learning_rate`, and the EMA of the
+/// weights. Returns the new model and average, and the loss (not finite when
+/// training diverged; the caller decides). The training loop and
+/// `bench-step` both run exactly this.
+#[allow(clippy::too_many_arguments)]
+pub fn optimisation_step<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
+    model: UNet<B>,
+    average: UNet<B::InnerBackend>,
+    optimizer: &mut O,
+    batch: &PairBatch<B>,
+    rng: &mut impl Rng,
+    timesteps: usize,
+    learning_rate: f64,
+    ema_decay: f32,
+) -> (UNet<B>, UNet<B::InnerBackend>, f32) {
+    let loss = loss_for_batch(&model, batch, timesteps, rng);
+    let loss_value: f32 = loss.clone().into_scalar().elem();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optimizer.step(learning_rate, model, grads);
+    let average = crate::ema::update::<B, UNet<B>>(average, &model, ema_decay);
+    (model, average, loss_value)
+}
+
 /// Trains (or resumes) the run in `run_dir` until `config.iterations` or
 /// `stop`, checkpointing on the way and at the end.
 #[allow(clippy::too_many_arguments)]
@@ -349,10 +382,7 @@ pub fn train<B: AutodiffBackend>(
     }
     std::fs::create_dir_all(run_dir).map_err(|source| TrainError::Io { path: run_dir.into(), source })?;
 
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.gradient_clip_norm)))
-        .init::<B, UNet<B>>();
+    let mut optimizer = optimizer_for::<B>(config);
 
     B::seed(device, config.seed);
     let fresh = config.model.init::<B>(device).map_err(|e| TrainError::Config(e.to_string()))?;
@@ -416,15 +446,13 @@ pub fn train<B: AutodiffBackend>(
             }
             let batch = PairBatch { clean: to_tensor::<B>(&clean, device), noisy: to_tensor::<B>(&noisy, device) };
             let mut rng = stream(config.seed, step, 2);
-            let loss = loss_for_batch(&model, &batch, timesteps, &mut rng);
-            let loss_value: f32 = loss.clone().into_scalar().elem();
+            let lr = config.learning_rate_at(step);
+            let decay = crate::ema::decay_at(config.ema_decay, step);
+            let loss_value;
+            (model, average, loss_value) = optimisation_step(model, average, &mut optimizer, &batch, &mut rng, timesteps, lr, decay);
             if !loss_value.is_finite() {
                 return Err(TrainError::Diverged(loss_value, step));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let lr = config.learning_rate_at(step);
-            model = optimizer.step(lr, model, grads);
-            average = crate::ema::update::<B, UNet<B>>(average, &model, crate::ema::decay_at(config.ema_decay, step));
             state.step += 1;
             losses.push(loss_value);
             bar.set_position(state.step);
@@ -527,7 +555,7 @@ mod tests {
             ("validation steps", TrainConfig { validation_steps: 101, ..base.clone() }),
             ("warm-up", TrainConfig { warmup_iterations: 30_000, ..base.clone() }),
             ("learning rate", TrainConfig { learning_rate: f64::NAN, ..base.clone() }),
-            ("learning rate", TrainConfig { learning_rate: 0.0, ..base.clone() }),
+            ("learning rate", TrainConfig { learning_rate: -1e-4, ..base.clone() }),
             ("final learning rate", TrainConfig { final_learning_rate: 1.0, ..base.clone() }),
             ("final learning rate", TrainConfig { final_learning_rate: -1e-5, ..base.clone() }),
             ("weight decay", TrainConfig { weight_decay: -1.0, ..base.clone() }),
