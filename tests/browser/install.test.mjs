@@ -207,6 +207,12 @@ test("worker client: progress, AbortSignal cancels (posts cancel), error classes
       } catch (error) {
         weightsError = error;
       }
+      let unknownOption = null;
+      try {
+        await WorkerDenoiser.load({ backnd: "cpu" });
+      } catch (error) {
+        unknownOption = `${error.name}: ${error.message}`;
+      }
       const memory = await client.memoryUsage();
       await client.dispose();
       let afterDispose = null;
@@ -221,13 +227,14 @@ test("worker client: progress, AbortSignal cancels (posts cancel), error classes
         abortIsClass: abortError instanceof AbortError && abortError.name === "AbortError",
         inputIsClass: inputError instanceof InputError && inputError instanceof index.InputError && /sampler/.test(inputError.message),
         weightsIsClass: weightsError instanceof WeightsError && weightsError.name === "WeightsError",
-        concurrent: [a.width, b.width], memory, afterDispose: afterDispose?.name,
+        concurrent: [a.width, b.width], memory, afterDispose: afterDispose?.name, unknownOption,
       };
     });
     assert.deepEqual(result, {
       isImageData: true, width: 64, inputKept: true, sawStages: true, lastFraction: 1, aborted: "AbortError", backend: "cpu",
       reason: "the CPU backend was requested", abortIsClass: true, inputIsClass: true, weightsIsClass: true,
       concurrent: [64, 64], memory: null, afterDispose: "InputError",
+      unknownOption: 'InputError: unknown load option "backnd" (known: weights, backend, onProgress, worker)',
     }, messages.join("\n"));
   } finally {
     await browser.close();

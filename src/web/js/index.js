@@ -481,7 +481,8 @@ const HASH_HEADER = "X-Realdenoise-Sha256";
 function cacheKey(url) {
   try {
     const absolute = new URL(url, globalThis.location?.href);
-    return /^https?:$/.test(absolute.protocol) ? absolute.href : null;
+    // Browsers refuse URLs of megabytes (Chromium: 2 MiB); such a key must not reach the cache.
+    return /^https?:$/.test(absolute.protocol) && absolute.href.length <= 8192 ? absolute.href : null;
   } catch {
     return null;
   }
@@ -501,7 +502,7 @@ async function readCached(key) {
   try {
     const cache = await openCache();
     const hit = await cache?.match(key);
-    if (!hit) return null;
+    if (!hit || (hit.url && hit.url !== key)) return null;
     const bytes = new Uint8Array(await hit.arrayBuffer());
     if (hit.headers.get(HASH_HEADER) === (await sha256(bytes))) return bytes;
     await cache.delete(key);

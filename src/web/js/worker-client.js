@@ -85,6 +85,11 @@ export class WorkerDenoiser {
    */
   static async load(options = {}) {
     if (options === null || typeof options !== "object") throw inputError("load options must be an object");
+    for (const key of Object.keys(options)) {
+      if (!["weights", "backend", "onProgress", "worker"].includes(key)) {
+        throw inputError(`unknown load option ${JSON.stringify(key.slice(0, 80))} (known: weights, backend, onProgress, worker)`);
+      }
+    }
     const { worker: given, onProgress, ...rest } = options;
     if (onProgress !== undefined && typeof onProgress !== "function") throw inputError("onProgress must be a function");
     const client = new WorkerDenoiser(given ?? defaultWorker());
