@@ -26,6 +26,9 @@ struct Cli {
 enum Backend {
     /// burn ndarray on the CPU.
     Cpu,
+    /// The CPU through LibTorch (burn-tch; build with `--features tch`):
+    /// 3.6-3.8x the crops per second of `cpu` on the build machine.
+    CpuTch,
     /// burn wgpu (Vulkan, Metal, DX12 through WGSL; build with `--features wgpu`).
     Wgpu,
     /// burn cuda (NVIDIA; build with `--features cuda`).
@@ -235,6 +238,7 @@ fn run(cli: Cli) -> Result<()> {
                 Backend::Cpu => train_on::<Autodiff<NdArray>>(&run, &data, &config, stop, "cpu (burn ndarray)", Default::default()),
                 Backend::Wgpu => train_wgpu(&run, &data, &config, stop),
                 Backend::Cuda => train_cuda(&run, &data, &config, stop),
+                Backend::CpuTch => train_tch(&run, &data, &config, stop),
             }
         }
         Command::Eval(args) => eval::run(&args),
@@ -255,8 +259,11 @@ fn check_backend(backend: Backend) -> Result<()> {
         Backend::Cuda if !cfg!(feature = "cuda") => {
             bail!("this binary was built without CUDA; rebuild with `cargo build --release -p realdenoise-training --features cuda`")
         }
+        Backend::CpuTch if !cfg!(feature = "tch") => {
+            bail!("this binary was built without LibTorch; build it with `--features realdenoise-training/tch` against a local libtorch 2.9.0 (training/README.md)")
+        }
         Backend::Cuda => cuda_driver_loads(),
-        Backend::Cpu | Backend::Wgpu => Ok(()),
+        Backend::Cpu | Backend::CpuTch | Backend::Wgpu => Ok(()),
     }
 }
 
@@ -295,6 +302,16 @@ fn train_cuda(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) ->
         );
     }
     train_on::<Autodiff<burn::backend::Cuda>>(run, data, config, stop, "cuda (burn cuda)", Default::default())
+}
+
+#[cfg(feature = "tch")]
+fn train_tch(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) -> Result<()> {
+    train_on::<Autodiff<burn_tch::LibTorch>>(run, data, config, stop, "cpu (burn-tch LibTorch)", burn_tch::LibTorchDevice::Cpu)
+}
+
+#[cfg(not(feature = "tch"))]
+fn train_tch(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter) -> Result<()> {
+    unreachable!("check_backend refuses LibTorch in builds without it")
 }
 
 #[cfg(not(feature = "cuda"))]

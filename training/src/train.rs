@@ -141,9 +141,6 @@ impl TrainConfig {
         if self.batch_size > MAX_BATCH {
             return refuse(format!("batch size {} is above {MAX_BATCH}", self.batch_size));
         }
-        if self.warmup_iterations > self.iterations {
-            return refuse(format!("{} warm-up iterations exceed the run's {}", self.warmup_iterations, self.iterations));
-        }
         if self.validation_steps == 0 || self.validation_steps > self.model.timesteps {
             return refuse(format!("validation steps {} must lie in 1..={} (T)", self.validation_steps, self.model.timesteps));
         }
@@ -553,7 +550,6 @@ mod tests {
             ("validation photos", TrainConfig { validation_photos: 0, ..base.clone() }),
             ("validation steps", TrainConfig { validation_steps: 0, ..base.clone() }),
             ("validation steps", TrainConfig { validation_steps: 101, ..base.clone() }),
-            ("warm-up", TrainConfig { warmup_iterations: 30_000, ..base.clone() }),
             ("learning rate", TrainConfig { learning_rate: f64::NAN, ..base.clone() }),
             ("learning rate", TrainConfig { learning_rate: -1e-4, ..base.clone() }),
             ("final learning rate", TrainConfig { final_learning_rate: 1.0, ..base.clone() }),
