@@ -128,6 +128,18 @@ impl TileGrid {
             .flat_map(move |&y| self.columns.iter().map(move |&x| Tile { x, y }))
     }
 
+    /// Blending weights along x of a column span: [`Self::weights`] is the
+    /// product of these and [`Self::row_weights`] (for blending elsewhere,
+    /// e.g. when tiles are denoised by several browser workers).
+    pub fn column_weights(&self, x: Span) -> Vec<f32> {
+        axis_weights(x, self.width, self.overlap)
+    }
+
+    /// Blending weights along y of a row span.
+    pub fn row_weights(&self, y: Span) -> Vec<f32> {
+        axis_weights(y, self.height, self.overlap)
+    }
+
     /// Blending weight of every pixel of `tile`, row-major.
     pub fn weights(&self, tile: Tile) -> Vec<f32> {
         let along_x = axis_weights(tile.x, self.width, self.overlap);

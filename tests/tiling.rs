@@ -166,3 +166,44 @@ fn the_blend_buffer_holds_one_row_of_tiles_whatever_the_image_height() {
     let worst = image.data.iter().zip(&planes).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-6, "blending identity tiles changed the image by {worst}");
 }
+
+#[test]
+fn a_pooled_plan_cuts_smaller_tiles_only_when_the_workers_finish_sooner() {
+    use realdenoise::denoiser::{plan_tiles, MIN_POOLED_TILE_SIDE};
+    let config = UNetConfig::new();
+    // The browser's CPU budget: 544-pixel tiles.
+    let options = DenoiseOptions { memory_budget: 256 << 20, ..DenoiseOptions::default() };
+    let side = resolve_tile_size(&config, &options);
+    assert_eq!(side, 544);
+    let makespan = |grid: &TileGrid, workers: usize| {
+        let widest = grid.columns.iter().map(|s| s.len()).max().unwrap();
+        let tallest = grid.rows.iter().map(|s| s.len()).max().unwrap();
+        grid.len().div_ceil(workers) * widest * tallest
+    };
+    // One worker: exactly the single-run grid.
+    let single = plan_tiles(&config, &options, 512, 512, 1).unwrap();
+    assert_eq!(single, TileGrid::new(512, 512, side, Overlap::DEFAULT, config.size_multiple()).unwrap());
+    assert_eq!(single.len(), 1);
+    // Two workers on a one-tile photo: four 312-pixel tiles, two each,
+    // 0.74x the single tile's time despite the overlap.
+    let pooled = plan_tiles(&config, &options, 512, 512, 2).unwrap();
+    assert_eq!(pooled.len(), 4);
+    assert_eq!(pooled.columns.iter().map(|s| s.len()).max(), Some(312));
+    assert_eq!(makespan(&pooled, 2) as f64 / makespan(&single, 1) as f64, 312.0 * 312.0 * 2.0 / (512.0 * 512.0));
+    for (width, height, workers) in [(1600, 1200, 2), (4000, 3000, 8), (300, 2000, 4), (96, 96, 16)] {
+        let alone = plan_tiles(&config, &options, width, height, 1).unwrap();
+        let grid = plan_tiles(&config, &options, width, height, workers).unwrap();
+        assert!(makespan(&grid, workers) <= makespan(&alone, workers), "{width}x{height}: the plan is slower");
+        for tile in grid.tiles() {
+            assert!(tile.x.len() <= side && tile.y.len() <= side);
+            assert!(grid.len() == alone.len() || tile.x.len().max(tile.y.len()) >= MIN_POOLED_TILE_SIDE.min(width.max(height)));
+            // The per-axis weights the browser pool blends with are the grid's own.
+            let (along_x, along_y) = (grid.column_weights(tile.x), grid.row_weights(tile.y));
+            let product: Vec<f32> = along_y.iter().flat_map(|wy| along_x.iter().map(move |wx| wx * wy)).collect();
+            assert_eq!(product, grid.weights(tile));
+        }
+    }
+    // An explicit tile size is kept.
+    let explicit = DenoiseOptions { tile_size: Some(512), ..options.clone() };
+    assert_eq!(plan_tiles(&config, &explicit, 512, 512, 4).unwrap().len(), 1);
+}

@@ -14,7 +14,8 @@ use image::RgbaImage;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::denoiser::{Cancelled, DenoiseError, Observer, Progress};
+use crate::denoiser::{plan_tiles, Cancelled, DenoiseError, Observer, Progress, MAX_TILE_SIDE};
+use crate::tiling::{PlanarImage, Span};
 use crate::{DenoiseOptions, Denoiser, Ensemble, SamplerKind};
 use errors::{js_error, ErrorName};
 
@@ -134,20 +135,105 @@ impl Model {
         memory_budget: f64,
         progress: js_sys::Function,
     ) -> Result<Vec<u8>, JsValue> {
+        check_pixels(&rgba, width, height)?;
+        let options = self.options(steps, &sampler, &ensemble, strength, tile_size, memory_budget)?;
+        let image = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
+        let mut observer = self.observer(progress);
+        let result = match &self.engine {
+            Engine::WebGpu(d) => d.denoise(&image, &options, &mut observer).await,
+            Engine::Cpu(d) => d.denoise(&image, &options, &mut observer).await,
+        };
+        result.map(RgbaImage::into_raw).map_err(denoise_error)
+    }
+
+    /// The tiles of a run shared by `workers` workers (the package's worker
+    /// pool), as JSON `{"tile", "columns": [[start, end], ...], "rows": [...],
+    /// "columnWeights": [[...], ...], "rowWeights": [[...], ...]}`: each tile
+    /// is a column span by a row span; its blending weight at (x, y) is
+    /// `columnWeights[c][x - start] * rowWeights[r][y - start]`, and every
+    /// pixel's weights sum to a positive number to divide by, as in the
+    /// library's own blender.
+    #[wasm_bindgen(js_name = planJson)]
+    pub fn plan_json(&self, width: u32, height: u32, tile_size: u32, memory_budget: f64, workers: u32) -> Result<String, JsValue> {
         if width == 0 || height == 0 {
             return Err(js_error(ErrorName::Input, &format!("image is empty ({width}x{height})")));
         }
-        let expected = width as usize * height as usize * 4;
-        if rgba.len() != expected {
+        let options = self.options(1, "improved", "off", 1.0, tile_size, memory_budget)?;
+        let config = match &self.engine {
+            Engine::WebGpu(d) => d.config(),
+            Engine::Cpu(d) => d.config(),
+        };
+        let grid = plan_tiles(config, &options, width as usize, height as usize, workers.max(1) as usize)
+            .map_err(denoise_error)?;
+        let spans = |spans: &[Span]| spans.iter().map(|s| [s.start, s.end]).collect::<Vec<_>>();
+        Ok(serde_json::json!({
+            "tile": grid.columns.iter().chain(&grid.rows).map(|s| s.len()).max().unwrap_or(0),
+            "columns": spans(&grid.columns),
+            "rows": spans(&grid.rows),
+            "columnWeights": grid.columns.iter().map(|&x| grid.column_weights(x)).collect::<Vec<_>>(),
+            "rowWeights": grid.rows.iter().map(|&y| grid.row_weights(y)).collect::<Vec<_>>(),
+        })
+        .to_string())
+    }
+
+    /// Denoises one tile of a pooled run: all of `rgba` (a tile cut from the
+    /// photo by `planJson`, context margins included) as a single tile.
+    /// Returns the denoised RGB as planar `[3, height, width]` f32 values in
+    /// 0..1, unquantised, for the caller to blend with the tile's weights
+    /// exactly as the single-worker run blends them. Progress as `denoise`.
+    #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(js_name = denoiseTile)]
+    pub async fn denoise_tile(
+        &self,
+        rgba: Vec<u8>,
+        width: u32,
+        height: u32,
+        steps: u32,
+        sampler: String,
+        ensemble: String,
+        strength: f32,
+        progress: js_sys::Function,
+    ) -> Result<Vec<f32>, JsValue> {
+        check_pixels(&rgba, width, height)?;
+        if width.max(height) as usize > MAX_TILE_SIDE {
             return Err(js_error(
                 ErrorName::Input,
-                &format!("data has {} bytes; a {width}x{height} RGBA image needs {expected}", rgba.len()),
+                &format!("a tile is at most {MAX_TILE_SIDE} pixels a side (got {width}x{height})"),
             ));
         }
+        // One tile covering the whole input: image borders get full weight,
+        // so the planar result is the network's clamped output itself.
+        let options = self.options(steps, &sampler, &ensemble, strength, MAX_TILE_SIDE as u32, 0.0)?;
+        let (w, h) = (width as usize, height as usize);
+        let mut planes = vec![0.0f32; 3 * w * h];
+        for (index, pixel) in rgba.chunks_exact(4).enumerate() {
+            for channel in 0..3 {
+                planes[channel * w * h + index] = pixel[channel] as f32 / 255.0;
+            }
+        }
+        let mut image = PlanarImage::new(w, h, planes);
+        let mut observer = self.observer(progress);
+        let result = match &self.engine {
+            Engine::WebGpu(d) => d.denoise_in_place(&mut image, &options, &mut observer).await,
+            Engine::Cpu(d) => d.denoise_in_place(&mut image, &options, &mut observer).await,
+        };
+        result.map(|()| image.data).map_err(denoise_error)
+    }
+}
+
+impl Model {
+    fn options(
+        &self,
+        steps: u32,
+        sampler: &str,
+        ensemble: &str,
+        strength: f32,
+        tile_size: u32,
+        memory_budget: f64,
+    ) -> Result<DenoiseOptions, JsValue> {
         let sampler: SamplerKind = sampler.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
         let ensemble: Ensemble = ensemble.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
-        let image = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
-        let options = DenoiseOptions {
+        Ok(DenoiseOptions {
             steps: steps as usize,
             sampler,
             ensemble,
@@ -156,20 +242,38 @@ impl Model {
             memory_budget: memory_budget as usize,
             max_buffer_bytes: self.max_buffer_bytes,
             ..DenoiseOptions::default()
-        };
-        let mut observer = JsObserver { callback: progress };
-        let result = match &self.engine {
-            Engine::WebGpu(d) => d.denoise(&image, &options, &mut observer).await,
-            Engine::Cpu(d) => d.denoise(&image, &options, &mut observer).await,
-        };
-        match result {
-            Ok(output) => Ok(output.into_raw()),
-            Err(DenoiseError::Cancelled) => Err(js_error(ErrorName::Abort, "the denoising run was aborted")),
-            Err(DenoiseError::Options(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
-            Err(DenoiseError::Tiling(e)) => Err(js_error(ErrorName::Input, &e.to_string())),
-            Err(e @ DenoiseError::TileTooLarge { .. }) => Err(js_error(ErrorName::Input, &e.to_string())),
-            Err(DenoiseError::Backend(e)) => Err(js_error(ErrorName::Backend, &e)),
-        }
+        })
+    }
+
+    fn observer(&self, callback: js_sys::Function) -> JsObserver {
+        // WebGPU queues work: wait for each evaluation so that progress is
+        // work done and a cancel stops within one evaluation (see
+        // Observer::wait_for_device) instead of after the whole tile.
+        JsObserver { callback, wait: matches!(self.engine, Engine::WebGpu(_)) }
+    }
+}
+
+fn check_pixels(rgba: &[u8], width: u32, height: u32) -> Result<(), JsValue> {
+    if width == 0 || height == 0 {
+        return Err(js_error(ErrorName::Input, &format!("image is empty ({width}x{height})")));
+    }
+    let expected = width as usize * height as usize * 4;
+    if rgba.len() != expected {
+        return Err(js_error(
+            ErrorName::Input,
+            &format!("data has {} bytes; a {width}x{height} RGBA image needs {expected}", rgba.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn denoise_error(error: DenoiseError) -> JsValue {
+    match error {
+        DenoiseError::Cancelled => js_error(ErrorName::Abort, "the denoising run was aborted"),
+        DenoiseError::Options(e) => js_error(ErrorName::Input, &e.to_string()),
+        DenoiseError::Tiling(e) => js_error(ErrorName::Input, &e.to_string()),
+        e @ DenoiseError::TileTooLarge { .. } => js_error(ErrorName::Input, &e.to_string()),
+        DenoiseError::Backend(e) => js_error(ErrorName::Backend, &e),
     }
 }
 
@@ -207,9 +311,14 @@ pub fn webgpu_memory_cleanup() {
 /// the browser's event loop run (abort signals, worker messages).
 struct JsObserver {
     callback: js_sys::Function,
+    wait: bool,
 }
 
 impl Observer for JsObserver {
+    fn wait_for_device(&self) -> bool {
+        self.wait
+    }
+
     async fn progress(&mut self, progress: Progress) -> Result<(), Cancelled> {
         let event = serde_json::json!({
             "stage": "denoise",
