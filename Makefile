@@ -126,6 +126,7 @@ gpu-trainer:
 
 eval: data
 	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval --crop 128 --baselines
+	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval/unseen --crop 128 --baselines --variant unseen
 
 # The defaults stored in the weights: pick the best row of `make eval`
 # (docs/eval/results.md) rather than repeating its numbers here.

@@ -5,7 +5,7 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use common::{device, pseudo_random, tensor, values, Cpu};
-use realdenoise::model::{ConfigError, UNetConfig};
+use realdenoise::model::{pixel_shuffle, pixel_unshuffle, ConfigError, UNetConfig};
 
 #[test]
 fn the_model_keeps_any_input_size() {
@@ -85,4 +85,39 @@ fn invalid_configurations_are_refused() {
         UNetConfig::new().with_base_channels(6).with_norm_groups(4).init::<Cpu>(&device).err(),
         Some(ConfigError::Groups { channels: 6, groups: 4 })
     );
+}
+
+#[test]
+fn pixel_unshuffle_folds_each_2x2_block_into_channels_and_shuffle_undoes_it() {
+    // One channel, 4x4, values 0..16 row-major.
+    let x = tensor((0..16).map(|v| v as f32).collect(), [1, 1, 4, 4]);
+    let folded = pixel_unshuffle(x.clone(), 2);
+    assert_eq!(folded.dims(), [1, 4, 2, 2]);
+    // Channel dy * 2 + dx holds pixel (dx, dy) of each block, as PyTorch's
+    // pixel_unshuffle: channel 0 the top-left pixels 0, 2, 8, 10.
+    assert_eq!(values(folded.clone()), vec![0.0, 2.0, 8.0, 10.0, 1.0, 3.0, 9.0, 11.0, 4.0, 6.0, 12.0, 14.0, 5.0, 7.0, 13.0, 15.0]);
+    assert_eq!(values(pixel_shuffle(folded, 2)), values(x.clone()));
+    assert_eq!(values(pixel_unshuffle(x.clone(), 1)), values(x));
+    let rgb = tensor(pseudo_random(2 * 3 * 6 * 8, 5), [2, 3, 6, 8]);
+    assert_eq!(values(pixel_shuffle(pixel_unshuffle(rgb.clone(), 2), 2)), values(rgb));
+}
+
+#[test]
+fn an_unshuffled_stem_runs_at_half_resolution_on_any_input_size() {
+    let base = UNetConfig::new();
+    let stem = UNetConfig::new().with_pixel_unshuffle(2).with_base_channels(32);
+    assert_eq!(stem.size_multiple(), 2 * base.size_multiple());
+    // Twice the channels at a quarter of the pixels: the same cost per pixel
+    // up to the head and tail, which read and write 12 channels.
+    let ratio = stem.flops_per_pixel() / base.flops_per_pixel();
+    println!("unshuffle stem, 32 channels: {ratio:.3} x the default's FLOPs per pixel");
+    assert!((0.98..1.05).contains(&ratio), "{ratio}");
+    let model = stem.init::<Cpu>(&device()).unwrap();
+    for (height, width) in [(1, 1), (17, 33), (40, 24)] {
+        let x = tensor(pseudo_random(3 * height * width, 9), [1, 3, height, width]);
+        let out = model.forward(x, Tensor::<Cpu, 1>::full([1], 50.0, &device()));
+        assert_eq!(out.dims(), [1, 3, height, width]);
+        assert!(values(out).iter().all(|v| v.is_finite()));
+    }
+    assert_eq!(UNetConfig::new().with_pixel_unshuffle(4).init::<Cpu>(&device()).err(), Some(ConfigError::PixelUnshuffle(4)));
 }

@@ -205,6 +205,7 @@ fn hostile_headers_get_typed_errors_naming_the_field() {
         ("grey", Box::new(|h| h.model.image_channels = 1), ConfigError::NotRgb(1)),
         // An odd width left the step embedding one channel short at the first forward pass.
         ("odd base channels", Box::new(|h| h.model.base_channels = 9), ConfigError::OddBaseChannels(9)),
+        ("a 3x3 pixel unshuffle", Box::new(|h| h.model.pixel_unshuffle = 3), ConfigError::PixelUnshuffle(3)),
         // Groups that divide every level but not the head's output.
         (
             "groups that split no head",

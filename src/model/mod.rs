@@ -9,4 +9,4 @@ mod unet;
 
 pub use config::{limits, ConfigError, UNetConfig};
 pub use norm::PixelGroupNorm;
-pub use unet::UNet;
+pub use unet::{pixel_shuffle, pixel_unshuffle, UNet};

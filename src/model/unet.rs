@@ -36,6 +36,7 @@ pub struct UNet<B: Backend> {
     tail: Conv2d<B>,
     size_multiple: usize,
     timesteps: usize,
+    pixel_unshuffle: usize,
 }
 
 impl UNetConfig {
@@ -79,14 +80,15 @@ impl UNetConfig {
 
         Ok(UNet {
             time_embedding: TimestepEmbedding::new(self.base_channels, time_channels, self.timesteps, device),
-            head: conv3x3(self.image_channels, self.base_channels, 1, device),
+            head: conv3x3(self.stem_channels(), self.base_channels, 1, device),
             encoder,
             middle,
             decoder,
             norm_out: PixelGroupNorm::new(channels, groups, device),
-            tail: conv3x3(channels, self.image_channels, 1, device),
+            tail: conv3x3(channels, self.stem_channels(), 1, device),
             size_multiple: self.size_multiple(),
             timesteps: self.timesteps,
+            pixel_unshuffle: self.pixel_unshuffle,
         })
     }
 }
@@ -104,7 +106,7 @@ impl<B: Backend> UNet<B> {
         let padded = pad_to_multiple(x_t.clone(), self.size_multiple);
         let time = silu(self.time_embedding.forward(t));
 
-        let mut h = self.head.forward(padded);
+        let mut h = self.head.forward(pixel_unshuffle(padded, self.pixel_unshuffle));
         let mut skips = vec![h.clone()];
         for level in &self.encoder {
             for block in &level.blocks {
@@ -129,6 +131,7 @@ impl<B: Backend> UNet<B> {
             }
         }
         let residual = self.tail.forward(silu(self.norm_out.forward(h)));
+        let residual = pixel_shuffle(residual, self.pixel_unshuffle);
         let residual = residual.slice([0..batch, 0..channels, 0..height, 0..width]);
         // The network learns the correction to its input; the output is still
         // the clean-image estimate x0_hat, as the method requires.
@@ -153,4 +156,28 @@ fn pad_to_multiple<B: Backend>(x: Tensor<B, 4>, multiple: usize) -> Tensor<B, 4>
     } else {
         x
     }
+}
+
+/// Space-to-depth: `[n, c, h, w]` -> `[n, c * f * f, h / f, w / f]`, each
+/// `f x f` block of pixels becoming `f * f` channels (channel `c * f * f +
+/// dy * f + dx` holds pixel `(dx, dy)` of the block), as PyTorch's
+/// `pixel_unshuffle`. `h` and `w` must be multiples of `f`; `f = 1` is the
+/// identity.
+pub fn pixel_unshuffle<B: Backend>(x: Tensor<B, 4>, f: usize) -> Tensor<B, 4> {
+    if f == 1 {
+        return x;
+    }
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h / f, f, w / f, f]).permute([0, 1, 3, 5, 2, 4]).reshape([n, c * f * f, h / f, w / f])
+}
+
+/// Depth-to-space, the inverse of [`pixel_unshuffle`]:
+/// `[n, c * f * f, h, w]` -> `[n, c, h * f, w * f]`.
+pub fn pixel_shuffle<B: Backend>(x: Tensor<B, 4>, f: usize) -> Tensor<B, 4> {
+    if f == 1 {
+        return x;
+    }
+    let [n, cff, h, w] = x.dims();
+    let c = cff / (f * f);
+    x.reshape([n, c, f, f, h, w]).permute([0, 1, 4, 2, 5, 3]).reshape([n, c, h * f, w * f])
 }

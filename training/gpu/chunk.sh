@@ -16,6 +16,12 @@
 #
 # BIN may travel as BIN.gz; it is unpacked when newer than BIN. BACKEND
 # (default cuda) lets the same script be tried here on the CPU.
+#
+# BACKEND=cuda-tch runs a BIN built with `--features tch` against libtorch
+# 2.11 (`make gpu-trainer-tch`) on the lent machine's own PyTorch 2.11 (its
+# python3 holds it, with CUDA 13 and cuDNN): cuDNN's kernels are compiled
+# already, so the first step runs within seconds, where burn's `cuda` backend
+# JIT-compiles and autotunes every kernel first (training/README.md).
 set -euo pipefail
 started=$(date +%s)
 BIN=${BIN:-out/gpu/realdenoise-train}
@@ -41,6 +47,18 @@ if [ -f "$BIN.gz" ] && { [ ! -x "$BIN" ] || [ "$BIN.gz" -nt "$BIN" ]; }; then
 fi
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+if [ "$BACKEND" = cuda-tch ] || [ "$BACKEND" = cpu-tch ]; then
+    # libtorch and the CUDA libraries it needs, from the machine's PyTorch
+    # (TORCH_PYTHON overrides which python holds it).
+    torch_dir=$("${TORCH_PYTHON:-python3}" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+    site=$(dirname "$torch_dir")
+    libraries="$torch_dir/lib"
+    for directory in "$site"/nvidia/*/lib "$site"/nvidia/cu13/lib "$site"/cuda/*/lib; do
+        [ -d "$directory" ] && libraries="$libraries:$directory"
+    done
+    export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "libtorch from $torch_dir ($("${TORCH_PYTHON:-python3}" -c 'import torch; print(torch.__version__)'))"
+fi
 # cudarc loads the driver and NVRTC at run time; NVRTC comes with the CUDA
 # toolkit or with PyTorch's wheels.
 CUDA_ROOT=${CUDA_PATH:-/usr/local/cuda}
@@ -54,7 +72,7 @@ echo "NVRTC from: ${nvrtc_dirs:-not found}"
 # step measured more than 1,300 compilations in 100 s. Minimal autotuning and
 # on-disk caches (kept in out/ while the machine stays warm) cut that.
 # This file is written on the lent machine only.
-if [ ! -f cubecl.toml ]; then
+if [ ! -f cubecl.toml ] && [ "${BACKEND%-tch}" = "$BACKEND" ]; then
     cat > cubecl.toml <<'TOML'
 [autotune]
 level = "minimal"

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 pub const LOG_FILE: &str = "log.csv";
-const HEADER: &str = "step,learning_rate,loss,seconds,validation_psnr,validation_psnr_1step";
+const HEADER: &str = "step,learning_rate,loss,seconds,validation_psnr,validation_psnr_1step,validation_psnr_unseen";
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 
 /// One line of the log.
@@ -20,23 +20,38 @@ pub struct LogRow {
     pub learning_rate: f64,
     pub loss: f32,
     pub seconds: f64,
-    /// Validation PSNR with the default steps and with one step, when measured.
-    pub validation: Option<(f64, f64)>,
+    /// The validation scores, when measured.
+    pub validation: Option<Validation>,
+}
+
+/// The scores of one validation, in dB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Validation {
+    /// The training noise variant with the default steps.
+    pub psnr: f64,
+    /// The same with one step.
+    pub one_step_psnr: f64,
+    /// The unseen-camera variant with the default steps (logs written
+    /// before 2026-12 have none).
+    pub unseen_psnr: Option<f64>,
 }
 
 impl LogRow {
     fn to_csv(&self) -> String {
-        let (v, v1) = self.validation.map_or((String::new(), String::new()), |(a, b)| (format!("{a:.4}"), format!("{b:.4}")));
-        format!("{},{:.6e},{:.6},{:.3},{v},{v1}", self.step, self.learning_rate, self.loss, self.seconds)
+        let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
+        let v = self.validation;
+        let (psnr, one, unseen) = (cell(v.map(|v| v.psnr)), cell(v.map(|v| v.one_step_psnr)), cell(v.and_then(|v| v.unseen_psnr)));
+        format!("{},{:.6e},{:.6},{:.3},{psnr},{one},{unseen}", self.step, self.learning_rate, self.loss, self.seconds)
     }
 
+    /// A row of 7 columns, or of 6 (logs before the unseen variant).
     fn parse(line: &str) -> Option<Self> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 6 {
+        if f.len() != 6 && f.len() != 7 {
             return None;
         }
         let validation = match (f[4].parse::<f64>(), f[5].parse::<f64>()) {
-            (Ok(a), Ok(b)) => Some((a, b)),
+            (Ok(psnr), Ok(one_step_psnr)) => Some(Validation { psnr, one_step_psnr, unseen_psnr: f.get(6).and_then(|v| v.parse().ok()) }),
             _ => None,
         };
         Some(Self { step: f[0].parse().ok()?, learning_rate: f[1].parse().ok()?, loss: f[2].parse().ok()?, seconds: f[3].parse().ok()?, validation })
@@ -143,12 +158,14 @@ fn draw_loss(rows: &[LogRow], path: &Path) -> DrawResult {
 }
 
 fn draw_validation(rows: &[LogRow], path: &Path) -> DrawResult {
-    let points: Vec<(f64, f64, f64)> = rows.iter().filter_map(|r| r.validation.map(|(a, b)| (r.step as f64, a, b))).collect();
+    let points: Vec<(f64, f64, f64)> = rows.iter().filter_map(|r| r.validation.map(|v| (r.step as f64, v.psnr, v.one_step_psnr))).collect();
+    let unseen: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.validation.and_then(|v| v.unseen_psnr).map(|u| (r.step as f64, u))).collect();
     if points.is_empty() {
         return Ok(());
     }
     register_font();
     let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &(_, a, b)| (l.min(a).min(b), h.max(a).max(b)));
+    let (lo, hi) = unseen.iter().fold((lo, hi), |(l, h), &(_, u)| (l.min(u), h.max(u)));
     let x_end = points[points.len() - 1].0.max(1.0);
     let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -162,6 +179,9 @@ fn draw_validation(rows: &[LogRow], path: &Path) -> DrawResult {
     chart.draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), RED.stroke_width(2)))?.label("default steps, improved").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
     chart.draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, RED.filled())))?;
     chart.draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.2)), GREEN.stroke_width(2)))?.label("1 step").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREEN));
+    if !unseen.is_empty() {
+        chart.draw_series(LineSeries::new(unseen.iter().copied(), BLUE.stroke_width(2)))?.label("unseen camera, default steps").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;
     Ok(())
@@ -173,11 +193,15 @@ mod tests {
 
     #[test]
     fn rows_round_trip_through_csv() {
-        let row = LogRow { step: 12, learning_rate: 3.5e-4, loss: 0.0421, seconds: 95.5, validation: Some((31.25, 30.5)) };
+        let scores = Validation { psnr: 31.25, one_step_psnr: 30.5, unseen_psnr: Some(29.75) };
+        let row = LogRow { step: 12, learning_rate: 3.5e-4, loss: 0.0421, seconds: 95.5, validation: Some(scores) };
         let back = LogRow::parse(&row.to_csv()).expect("parses");
         assert_eq!(back.step, 12);
         assert!((back.loss - 0.0421).abs() < 1e-6);
-        assert_eq!(back.validation, Some((31.25, 30.5)));
+        assert_eq!(back.validation, Some(scores));
+        // A row of a log written before the unseen variant.
+        let old = LogRow::parse("7,1.0e-4,0.05,10.0,28.5,28.0").expect("parses a 6-column row");
+        assert_eq!(old.validation, Some(Validation { psnr: 28.5, one_step_psnr: 28.0, unseen_psnr: None }));
         let plain = LogRow { validation: None, ..row };
         assert_eq!(LogRow::parse(&plain.to_csv()).and_then(|r| r.validation), None);
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::batch::{centre_crop, Degradation};
 use crate::data::{self, Split};
-use crate::degradations::FixedLevel;
+use crate::degradations::{FixedLevel, NoiseVariant};
 use crate::metrics::{psnr, ssim};
 use crate::noise::{BayerPattern, NoiseLevel};
 
@@ -58,6 +58,11 @@ pub struct EvalArgs {
     /// Seed of the synthetic noise.
     #[arg(long, default_value_t = 2024)]
     pub seed: u64,
+    /// The simulated camera: training (the image processor the model
+    /// learns from) or unseen (bilinear demosaic, sRGB curve, JPEG 80-100;
+    /// never in training).
+    #[arg(long, value_enum, default_value_t = NoiseVariant::Training)]
+    pub variant: NoiseVariant,
 }
 
 /// One scored output.
@@ -161,7 +166,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                     // The four Bayer patterns in turn over photos and levels:
                     // each level sees each pattern twice on eight photos.
                     let pattern = BayerPattern::ALL[(i + level as usize) % BayerPattern::ALL.len()];
-                    let out = FixedLevel::with_pattern(level, pattern).degrade(std::slice::from_ref(&clean), noise_seed(args.seed, i, level));
+                    let out = FixedLevel::with_pattern(level, pattern).through(args.variant).degrade(std::slice::from_ref(&clean), noise_seed(args.seed, i, level));
                     (level, out.into_iter().next().unwrap_or_else(|| clean.clone()))
                 })
                 .collect();
@@ -236,10 +241,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let default_method = default_setting.name();
     let table = markdown_table(&scores, &default_method);
     let summary = format!(
-        "{} validation photos (centre crops of at most {} px), synthetic camera noise at three levels, the four Bayer patterns in turn (seed {}); \
+        "{} validation photos (centre crops of at most {} px), synthetic camera noise at three levels through the {} camera ({}), the four Bayer patterns in turn (seed {}); \
 weights {} ({} iterations). Mean PSNR (dB) / SSIM; the default ({default_method}) in bold.\n\n{table}",
         cases.len(),
         args.crop,
+        args.variant.name(),
+        match args.variant {
+            NoiseVariant::Training => "Malvar-He-Cutler demosaic, Brooks' tone curve, no JPEG",
+            NoiseVariant::Unseen => "bilinear demosaic, sRGB curve, JPEG quality 80-100; never seen in training",
+        },
         args.seed,
         args.weights.display(),
         header.training.iterations

@@ -179,7 +179,7 @@ base width {}, channel multipliers {:?}, {} residual blocks per level, {} normal
     let _ = writeln!(
         s,
         "- Schedule: {} of {} planned iterations, batch {} crops of {}x{}, AdamW (peak lr {:e}, weight decay {:e}), \
-{} warm-up steps then cosine decay to {:e}, gradient clipping at norm {}, EMA decay {}, Charbonnier loss (eps 1e-3), \
+{} warm-up steps then {} to {:e}, gradient clipping at norm {}, EMA decay {}, Charbonnier loss (eps 1e-3), \
 t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
         state.step,
         config.iterations,
@@ -189,6 +189,10 @@ t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
         config.learning_rate,
         config.weight_decay,
         config.warmup_iterations,
+        match config.schedule {
+            crate::train::LearningRateSchedule::Cosine => "cosine decay".to_string(),
+            crate::train::LearningRateSchedule::WarmupStableDecay => format!("a constant rate until step {} and a linear decay", config.decay_start()),
+        },
         config.final_learning_rate,
         config.gradient_clip_norm,
         config.ema_decay
@@ -197,8 +201,16 @@ t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
         let _ = writeln!(
             s,
             "- Shipped: the EMA weights at step {}, the best of the run's validations so far ({:.2} dB mean PSNR on \
-{} validation crops of {}px at mid noise, {} steps), not necessarily its newest.",
-            best.step, best.validation_psnr, config.validation_photos, config.validation_patch, config.validation_steps
+{} validation crops of {}px at {}, {} steps), not necessarily its newest.",
+            best.step,
+            best.validation_psnr,
+            config.validation_photos * config.validation_crops_per_photo,
+            config.validation_patch,
+            match config.validation_noise {
+                crate::train::ValidationNoise::MidLevel => "mid noise",
+                crate::train::ValidationNoise::LevelsInTurn => "the three noise levels in turn",
+            },
+            config.validation_steps
         );
     }
     if let Some(parent) = &state.initialised_from {

@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cpu_time;
 pub mod curves;
 pub mod degradations;
 pub mod ema;

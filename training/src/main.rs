@@ -9,10 +9,10 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 use image::RgbImage;
 use realdenoise_training::data::{self, Split};
-use realdenoise_training::degradations::{CameraNoise, FixedLevel};
+use realdenoise_training::degradations::{CameraNoise, FixedLevel, NoiseVariant};
 use realdenoise_training::noise::{BayerPattern, NoiseLevel, NoiseModel, NoiseProfiles};
 use realdenoise_training::throughput::{self, DataBench, StepBench};
-use realdenoise_training::train::{self, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
+use realdenoise_training::train::{self, LearningRateSchedule, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 use realdenoise_training::{checkpoint, eval, export};
 
 #[derive(Parser)]
@@ -29,6 +29,11 @@ enum Backend {
     /// The CPU through LibTorch (burn-tch; build with `--features tch`):
     /// 3.6-3.8x the crops per second of `cpu` on the build machine.
     CpuTch,
+    /// The first CUDA GPU through LibTorch (burn-tch; build with `--features
+    /// tch` against a libtorch with CUDA, such as a GPU machine's PyTorch):
+    /// cuDNN's precompiled kernels, so training starts in seconds instead of
+    /// after the JIT compilation and autotuning of `cuda`.
+    CudaTch,
     /// burn wgpu (Vulkan, Metal, DX12 through WGSL; build with `--features wgpu`).
     Wgpu,
     /// burn cuda (NVIDIA; build with `--features cuda`).
@@ -75,8 +80,13 @@ enum Command {
         /// Stop (with a checkpoint) after this many steps in this call.
         #[arg(long)]
         steps: Option<u64>,
+        /// Stop (validated, with a checkpoint) once the training steps of
+        /// this call have used this many minutes of the process's CPU time:
+        /// equal compute for proxy runs, even on a busy machine.
+        #[arg(long)]
+        cpu_minutes: Option<f64>,
         /// Total optimiser steps (first start; on resume it moves the end of
-        /// the cosine schedule).
+        /// the schedule).
         #[arg(long)]
         iterations: Option<u64>,
         /// First start only: crops per step.
@@ -103,6 +113,13 @@ enum Command {
         /// drawn log-uniformly from MIN,MAX (default 1,4).
         #[arg(long, value_name = "MIN,MAX", value_parser = parse_range)]
         darktable_scale: Option<(f32, f32)>,
+        /// First start only: the learning-rate schedule after the warm-up,
+        /// wsd (constant, then a linear decay over the last 20 %; the
+        /// default, so the run can be extended) or cosine.
+        #[arg(long, value_enum)]
+        schedule: Option<LearningRateSchedule>,
+        #[command(flatten)]
+        architecture: Architecture,
     },
     /// Score weights on the validation photos at three noise levels, with
     /// the baselines' results when present; writes a table and a figure.
@@ -156,6 +173,10 @@ enum Command {
         /// Which colour the sensor's top-left pixel samples: rggb, grbg, gbrg or bggr.
         #[arg(long, default_value = "rggb")]
         pattern: BayerPattern,
+        /// The simulated camera: training (what the model learns from) or
+        /// unseen (bilinear demosaic, sRGB curve, JPEG 80-100).
+        #[arg(long, value_enum, default_value_t = NoiseVariant::Training)]
+        variant: NoiseVariant,
         #[arg(long)]
         force: bool,
     },
@@ -229,23 +250,27 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Train { run, data, backend, minutes, steps, iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from, darktable_scale } => {
+        Command::Train { run, data, backend, minutes, steps, cpu_minutes, iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from, darktable_scale, schedule, architecture } => {
             check_backend(backend)?;
-            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from, darktable_scale };
+            if let Some(m) = cpu_minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
+                bail!("--cpu-minutes {m} must be a positive number");
+            }
+            let overrides = Overrides { iterations, batch_size, patch_size, learning_rate, validate_every, seed, init_from, darktable_scale, schedule, architecture };
             let config = run_config(&run, &overrides)?;
-            let stop = StopAfter { minutes, steps };
+            let stop = StopAfter { minutes, steps, cpu_minutes };
             match backend {
                 Backend::Cpu => train_on::<Autodiff<NdArray>>(&run, &data, &config, stop, "cpu (burn ndarray)", Default::default()),
                 Backend::Wgpu => train_wgpu(&run, &data, &config, stop),
                 Backend::Cuda => train_cuda(&run, &data, &config, stop),
-                Backend::CpuTch => train_tch(&run, &data, &config, stop),
+                Backend::CpuTch => train_tch(&run, &data, &config, stop, false),
+                Backend::CudaTch => train_tch(&run, &data, &config, stop, true),
             }
         }
         Command::Eval(args) => eval::run(&args),
         Command::Export(args) => export::run(&args),
         Command::BenchData { data, batch_size, patch_size, batches, threads } => bench_data(&data, DataBench { batch_size, patch_size, batches, seed: 1 }, &threads),
         Command::BenchStep { backend, batch_size, patch_size, steps, warmup } => bench_step(&backend, StepBench { batch_size, patch_size, steps, warmup }),
-        Command::Synth { input, output, level, seed, pattern, force } => synth(&input, &output, FixedLevel::with_pattern(level, pattern), seed, force),
+        Command::Synth { input, output, level, seed, pattern, variant, force } => synth(&input, &output, FixedLevel::with_pattern(level, pattern).through(variant), seed, force),
     }
 }
 
@@ -259,10 +284,11 @@ fn check_backend(backend: Backend) -> Result<()> {
         Backend::Cuda if !cfg!(feature = "cuda") => {
             bail!("this binary was built without CUDA; rebuild with `cargo build --release -p realdenoise-training --features cuda`")
         }
-        Backend::CpuTch if !cfg!(feature = "tch") => {
+        Backend::CpuTch | Backend::CudaTch if !cfg!(feature = "tch") => {
             bail!("this binary was built without LibTorch; build it with `--features realdenoise-training/tch` against a local libtorch 2.9.0 (training/README.md)")
         }
         Backend::Cuda => cuda_driver_loads(),
+        Backend::CudaTch => libtorch_sees_cuda(),
         Backend::Cpu | Backend::CpuTch | Backend::Wgpu => Ok(()),
     }
 }
@@ -305,12 +331,31 @@ fn train_cuda(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) ->
 }
 
 #[cfg(feature = "tch")]
-fn train_tch(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter) -> Result<()> {
-    train_on::<Autodiff<burn_tch::LibTorch>>(run, data, config, stop, "cpu (burn-tch LibTorch)", burn_tch::LibTorchDevice::Cpu)
+fn train_tch(run: &Path, data: &Path, config: &TrainConfig, stop: StopAfter, cuda: bool) -> Result<()> {
+    if cuda {
+        train_on::<Autodiff<burn_tch::LibTorch>>(run, data, config, stop, "cuda (burn-tch LibTorch)", burn_tch::LibTorchDevice::Cuda(0))
+    } else {
+        train_on::<Autodiff<burn_tch::LibTorch>>(run, data, config, stop, "cpu (burn-tch LibTorch)", burn_tch::LibTorchDevice::Cpu)
+    }
 }
 
 #[cfg(not(feature = "tch"))]
-fn train_tch(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter) -> Result<()> {
+fn train_tch(_: &Path, _: &Path, _: &TrainConfig, _: StopAfter, _: bool) -> Result<()> {
+    unreachable!("check_backend refuses LibTorch in builds without it")
+}
+
+/// LibTorch panics on a CUDA device it cannot use; say why first.
+#[cfg(feature = "tch")]
+fn libtorch_sees_cuda() -> Result<()> {
+    if !tch::Cuda::is_available() {
+        bail!("--backend cuda-tch needs a GPU that this binary's libtorch can use, and it sees none (a CPU-only libtorch, or no NVIDIA driver); use --backend cpu-tch");
+    }
+    println!("LibTorch sees {} CUDA device(s); cuDNN {}", tch::Cuda::device_count(), if tch::Cuda::cudnn_is_available() { "available" } else { "missing" });
+    Ok(())
+}
+
+#[cfg(not(feature = "tch"))]
+fn libtorch_sees_cuda() -> Result<()> {
     unreachable!("check_backend refuses LibTorch in builds without it")
 }
 
@@ -328,6 +373,47 @@ struct Overrides {
     seed: Option<u64>,
     init_from: Option<PathBuf>,
     darktable_scale: Option<(f32, f32)>,
+    schedule: Option<LearningRateSchedule>,
+    architecture: Architecture,
+}
+
+/// First start only: the network's architecture, where it differs from the
+/// shipped one (`realdenoise::UNetConfig`'s defaults).
+#[derive(clap::Args, Debug, Default)]
+struct Architecture {
+    /// Feature channels at the network's first level.
+    #[arg(long)]
+    base_channels: Option<usize>,
+    /// Channel multiplier per level, e.g. 1,2,4,8 for four levels.
+    #[arg(long, value_delimiter = ',')]
+    channel_multipliers: Option<Vec<usize>>,
+    /// Residual blocks per encoder level.
+    #[arg(long)]
+    blocks_per_level: Option<usize>,
+    /// Space-to-depth stem: 2 runs the U-Net at half resolution.
+    #[arg(long)]
+    pixel_unshuffle: Option<usize>,
+}
+
+impl Architecture {
+    fn is_set(&self) -> bool {
+        self.base_channels.is_some() || self.channel_multipliers.is_some() || self.blocks_per_level.is_some() || self.pixel_unshuffle.is_some()
+    }
+
+    fn apply(&self, model: &mut realdenoise::UNetConfig) {
+        if let Some(v) = self.base_channels {
+            model.base_channels = v;
+        }
+        if let Some(v) = &self.channel_multipliers {
+            model.channel_multipliers = v.clone();
+        }
+        if let Some(v) = self.blocks_per_level {
+            model.blocks_per_level = v;
+        }
+        if let Some(v) = self.pixel_unshuffle {
+            model.pixel_unshuffle = v;
+        }
+    }
 }
 
 /// The run's configuration: read back on resume, created on first start.
@@ -335,12 +421,14 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     let path = run.join(CONFIG_FILE);
     if path.exists() {
         let mut config = TrainConfig::read(run)?;
-        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() || o.darktable_scale.is_some() {
+        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() || o.darktable_scale.is_some() || o.schedule.is_some() || o.architecture.is_set() {
             bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
         }
         if let Some(n) = o.iterations {
             if n != config.iterations {
-                println!("extending the run: {} -> {n} iterations (the cosine schedule now ends at {n})", config.iterations);
+                let step = checkpoint::read_state(run)?.map_or(0, |s| s.step);
+                let decaying = step > config.decay_start();
+                config_note_extension(&config, n, step, decaying);
                 config.iterations = n;
                 config.validate()?;
                 write_config(&path, &config)?;
@@ -371,6 +459,10 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     if let Some(v) = o.darktable_scale {
         config.darktable_scale = v;
     }
+    if let Some(v) = o.schedule {
+        config.schedule = v;
+    }
+    o.architecture.apply(&mut config.model);
     if let Some(parent) = &o.init_from {
         if parent.canonicalize().ok().is_some_and(|p| run.canonicalize().ok() == Some(p)) {
             bail!("--init-from {} names this run itself; resume it without --init-from", parent.display());
@@ -385,6 +477,22 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
     write_config(&path, &config)?;
     Ok(config)
+}
+
+/// Says what extending a run to `iterations` does to its learning rate.
+fn config_note_extension(config: &TrainConfig, iterations: u64, step: u64, decaying: bool) {
+    let from = config.iterations;
+    match config.schedule {
+        LearningRateSchedule::Cosine => println!("extending the run: {from} -> {iterations} iterations (the cosine schedule is re-stretched to end at {iterations})"),
+        LearningRateSchedule::WarmupStableDecay if decaying => println!(
+            "extending the run: {from} -> {iterations} iterations; warning: at step {step} it was already decaying, so the learning rate rises again to the new schedule's {:.2e}",
+            TrainConfig { iterations, ..config.clone() }.learning_rate_at(step)
+        ),
+        LearningRateSchedule::WarmupStableDecay => println!(
+            "extending the run: {from} -> {iterations} iterations (the steps so far keep their learning rate; the decay now starts at step {})",
+            TrainConfig { iterations, ..config.clone() }.decay_start()
+        ),
+    }
 }
 
 fn write_config(path: &Path, config: &TrainConfig) -> Result<()> {
@@ -407,7 +515,17 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
     let photos: Vec<RgbImage> = data::load_split(data_dir, Split::Train)?.into_iter().map(|p| p.image).collect();
     let val: Vec<RgbImage> = data::load_split(data_dir, Split::Val)?.into_iter().map(|p| p.image).collect();
     let noise = CameraNoise(NoiseModel { level_scale: config.darktable_scale, ..training_noise(data_dir)? });
-    let validation = ValidationSet::new(&val, config.validation_patch, config.validation_photos, &FixedLevel::new(NoiseLevel::Mid), 0x5eed);
+    let validation = ValidationSet::for_config(&val, config, 0x5eed);
+    println!(
+        "network: {:.1} GFLOP per megapixel per step, pixel unshuffle {}, {} base channels, multipliers {:?}, {} blocks per level; validation: {} crops of {} px through the training and the unseen camera",
+        config.model.flops_per_pixel() * 1e-3,
+        config.model.pixel_unshuffle,
+        config.model.base_channels,
+        config.model.channel_multipliers,
+        config.model.blocks_per_level,
+        validation.clean.len(),
+        config.validation_patch
+    );
     if let Some(state) = checkpoint::read_state(run)? {
         println!("resuming {} at step {} of {} on {name}", run.display(), state.step, config.iterations);
     } else {
@@ -431,6 +549,9 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         loss.last,
         summary.last_validation_psnr.map_or("not measured".into(), |p| format!("{p:.2} dB")),
     );
+    if let Some(cpu) = summary.step_cpu_seconds {
+        println!("training steps used {cpu:.0} CPU seconds ({:.2} per step)", cpu / (summary.last_step - summary.first_step) as f64);
+    }
     let steps_after_first = summary.last_step - summary.first_step - 1;
     if steps_after_first > 0 {
         println!(
@@ -471,6 +592,6 @@ fn synth(input: &Path, output: &Path, noise: FixedLevel, seed: u64, force: bool)
     let out = image::DynamicImage::ImageRgb32F(noisy.into_iter().next().context("no output")?).to_rgb8();
     out.save(output).with_context(|| format!("cannot write {}", output.display()))?;
     let pattern = noise.pattern.unwrap_or_default().name();
-    println!("wrote {} ({} noise, {pattern} Bayer pattern, seed {seed})", output.display(), noise.level.name());
+    println!("wrote {} ({} noise, {pattern} Bayer pattern, {} camera, seed {seed})", output.display(), noise.level.name(), noise.variant.name());
     Ok(())
 }

@@ -447,6 +447,63 @@ pub struct NoiseParams {
     pub ccm: [[f32; 3]; 3],
     /// JPEG quality of the final round trip, `None` for no JPEG.
     pub jpeg_quality: Option<u8>,
+    /// How the simulated camera interpolates the mosaic. Training always
+    /// uses Malvar-He-Cutler; another method is a camera training never saw.
+    pub demosaic: Demosaic,
+    /// The tone curve between linear camera RGB and the 8-bit output.
+    /// Training always uses Brooks'; another curve is an unseen camera.
+    pub tone_curve: ToneCurve,
+}
+
+/// How a camera's image processor fills in the two colours each Bayer
+/// sample lacks. They correlate the noise differently: Malvar-He-Cutler
+/// spreads a sample's noise into a 5x5 neighbourhood with negative lobes,
+/// bilinear into a 3x3 one with positive weights only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Demosaic {
+    /// [`demosaic`]: bilinear plus a Laplacian correction (what training sees).
+    #[default]
+    MalvarHeCutler,
+    /// Plain bilinear interpolation of each colour from its own samples.
+    Bilinear,
+}
+
+/// The curve from linear light to the stored 8-bit value (and back, when
+/// unprocessing a clean photo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToneCurve {
+    /// Brooks' gamma 2.2 plus smoothstep ([`linear_to_srgb`]; what training sees).
+    #[default]
+    Brooks,
+    /// The sRGB transfer function of IEC 61966-2-1, without a tone curve:
+    /// flatter shadows and no highlight roll-off.
+    Srgb,
+}
+
+impl ToneCurve {
+    /// Stored value in [0, 1] -> linear light.
+    #[inline]
+    pub fn to_linear(self, x: f32) -> f32 {
+        match self {
+            ToneCurve::Brooks => srgb_to_linear(x),
+            ToneCurve::Srgb => {
+                let x = x.clamp(0.0, 1.0);
+                if x <= 0.04045 { x / 12.92 } else { ((x + 0.055) / 1.055).powf(2.4) }
+            }
+        }
+    }
+
+    /// Linear light -> stored value in [0, 1]; the inverse of [`ToneCurve::to_linear`].
+    #[inline]
+    pub fn from_linear(self, x: f32) -> f32 {
+        match self {
+            ToneCurve::Brooks => linear_to_srgb(x),
+            ToneCurve::Srgb => {
+                let x = x.clamp(0.0, 1.0);
+                if x <= 0.003_130_8 { 12.92 * x } else { 1.055 * x.powf(1.0 / 2.4) - 0.055 }
+            }
+        }
+    }
 }
 
 /// The four Bayer colour filter arrays, named by their top-left 2x2 block
@@ -591,6 +648,8 @@ impl NoiseParams {
             ccm: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
             jpeg_quality: None,
             pattern: BayerPattern::Rggb,
+            demosaic: Demosaic::MalvarHeCutler,
+            tone_curve: ToneCurve::Brooks,
         }
     }
 
@@ -644,6 +703,8 @@ impl NoiseParams {
             ccm,
             jpeg_quality: None,
             pattern: BayerPattern::Rggb,
+            demosaic: Demosaic::MalvarHeCutler,
+            tone_curve: ToneCurve::Brooks,
         }
     }
 }
@@ -790,6 +851,11 @@ fn reflect(i: isize, n: isize) -> usize {
 /// reflect-101, so any size >= 2x2 works; 1-pixel-wide or -high images are
 /// widened by edge replication first.
 pub fn demosaic(bayer: &Bayer) -> Rgb32FImage {
+    demosaic_with(bayer, Demosaic::MalvarHeCutler)
+}
+
+/// Demosaics with the given method; same border handling as [`demosaic`].
+pub fn demosaic_with(bayer: &Bayer, method: Demosaic) -> Rgb32FImage {
     let (w, h) = (bayer.width, bayer.height);
     if w == 0 || h == 0 {
         return Rgb32FImage::new(w, h);
@@ -807,11 +873,14 @@ pub fn demosaic(bayer: &Bayer) -> Rgb32FImage {
                 data.push(bayer.data[(sy * w + sx) as usize]);
             }
         }
-        let full = demosaic(&Bayer {
-            width: pw,
-            height: ph,
-            data,
-        });
+        let full = demosaic_with(
+            &Bayer {
+                width: pw,
+                height: ph,
+                data,
+            },
+            method,
+        );
         return image::imageops::crop_imm(&full, 0, 0, w, h).to_image();
     }
     // Pad by 2 on every side with reflect-101 so the 5x5 kernels need no
@@ -851,6 +920,17 @@ pub fn demosaic(bayer: &Bayer) -> Rgb32FImage {
                 let at_g_col = (5.0 * c + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0;
                 // B at R or R at B: 6c + 2*diag - 3/2 (h2 + v2), / 8.
                 let rb_at_br = (6.0 * c + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0;
+                if method == Demosaic::Bilinear {
+                    let (g, h1, v1, d) = (n1 / 4.0, h1 / 2.0, v1 / 2.0, diag / 4.0);
+                    let rgb = match (y & 1, x & 1) {
+                        (0, 0) => [c, g, d],
+                        (0, _) => [h1, c, v1],
+                        (_, 0) => [v1, c, h1],
+                        _ => [d, g, c],
+                    };
+                    row[x * 3..x * 3 + 3].copy_from_slice(&rgb);
+                    continue;
+                }
                 let rgb = match (y & 1, x & 1) {
                     (0, 0) => [c, g_at_rb, rb_at_br],  // R site
                     (0, _) => [at_g_row, c, at_g_col], // G in an R row: R left/right
@@ -929,7 +1009,7 @@ pub fn unprocess(clean: &Rgb32FImage, params: &NoiseParams) -> Unprocessed {
     let lin: Vec<f32> = clean
         .as_raw()
         .par_iter()
-        .map(|v| srgb_to_linear(*v))
+        .map(|v| params.tone_curve.to_linear(*v))
         .collect();
     unprocess_linear(&lin, clean.width(), clean.height(), params)
 }
@@ -983,7 +1063,7 @@ const PAD: u32 = 2;
 /// Extrapolation keeps gradients straight, and the margin samples then get
 /// their own noise like real sensor pixels outside a crop, so border pixels
 /// have the same noise statistics as the interior.
-fn linear_padded(clean: &Rgb32FImage, lead: (u32, u32)) -> (Vec<f32>, u32, u32) {
+fn linear_padded(clean: &Rgb32FImage, lead: (u32, u32), tone: ToneCurve) -> (Vec<f32>, u32, u32) {
     let (w, h) = clean.dimensions();
     let (left, top) = (PAD + lead.0, PAD + lead.1);
     let (pw, ph) = (w + left + PAD, h + top + PAD);
@@ -1001,7 +1081,7 @@ fn linear_padded(clean: &Rgb32FImage, lead: (u32, u32)) -> (Vec<f32>, u32, u32) 
             [((n - 1) as usize, 2.0), (m.max(0) as usize, -1.0)]
         }
     };
-    let lin_at = |x: usize, y: usize, c: usize| srgb_to_linear(src[(y * w as usize + x) * 3 + c]);
+    let lin_at = |x: usize, y: usize, c: usize| tone.to_linear(src[(y * w as usize + x) * 3 + c]);
     let mut out = vec![0.0f32; pw as usize * ph as usize * 3];
     out.par_chunks_mut(pw as usize * 3)
         .enumerate()
@@ -1029,8 +1109,9 @@ fn linear_padded(clean: &Rgb32FImage, lead: (u32, u32)) -> (Vec<f32>, u32, u32) 
 }
 
 /// Step 6: white balance (per-sample gains from [`unprocess`]), clip to
-/// [0, 1] as the sensor range, demosaic, colour correction (inverse of
-/// `params.ccm`), gamma and tone curve, clip, 8-bit quantisation. No JPEG.
+/// [0, 1] as the sensor range, demosaic (`params.demosaic`), colour
+/// correction (inverse of `params.ccm`), tone curve (`params.tone_curve`),
+/// clip, 8-bit quantisation. No JPEG.
 pub fn process(bayer: &Bayer, wb_gain: &[f32], params: &NoiseParams) -> Rgb32FImage {
     let balanced = Bayer {
         width: bayer.width,
@@ -1042,14 +1123,14 @@ pub fn process(bayer: &Bayer, wb_gain: &[f32], params: &NoiseParams) -> Rgb32FIm
             .map(|(v, g)| (v * g).clamp(0.0, 1.0))
             .collect(),
     };
-    let mut img = demosaic(&balanced);
+    let mut img = demosaic_with(&balanced, params.demosaic);
     let cam2rgb = invert3(&params.ccm);
     let w = img.width().max(1) as usize;
     img.par_chunks_mut(w * 3).for_each(|row| {
         for px in row.chunks_exact_mut(3) {
             let rgb = apply3(&cam2rgb, [px[0], px[1], px[2]]);
             for c in 0..3 {
-                px[c] = quantize8(linear_to_srgb(rgb[c]));
+                px[c] = quantize8(params.tone_curve.from_linear(rgb[c]));
             }
         }
     });
@@ -1100,7 +1181,7 @@ pub fn synthesize<R: Rng + ?Sized>(
     // PAD is even, so the padded image's RGGB mosaic falls on `clean` with
     // the pattern's offset.
     let (dx, dy) = params.pattern.offset();
-    let (lin, pw, ph) = linear_padded(clean, (dx, dy));
+    let (lin, pw, ph) = linear_padded(clean, (dx, dy), params.tone_curve);
     let mut raw = unprocess_linear(&lin, pw, ph, params);
     add_noise_bayer(&mut raw.bayer, params.shot, params.read, rng);
     let full = process(&raw.bayer, &raw.wb_gain, params);

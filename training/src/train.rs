@@ -19,9 +19,11 @@ use realdenoise::diffusion::{blend_batch, sample, SamplerKind, Schedule};
 use realdenoise::{UNet, UNetConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{centre_crop, draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
+use crate::batch::{draw_batch, stream, to_tensor, usable_photos, Degradation, PairBatch};
+use crate::degradations::{FixedLevel, LevelsInTurn, NoiseVariant};
+use crate::noise::NoiseLevel;
 use crate::checkpoint::{self, BestScore, Checkpoint, Lineage, RunState};
-use crate::curves::{self, LogRow};
+use crate::curves::{self, LogRow, Validation};
 use crate::metrics::psnr;
 
 /// The file in a run directory that holds its [`TrainConfig`].
@@ -38,8 +40,12 @@ pub struct TrainConfig {
     /// Side of the square training crops (a multiple of the model's size multiple).
     pub patch_size: u32,
     pub learning_rate: f64,
-    /// Learning rate at the end of the cosine decay.
+    /// Learning rate at the end of the decay.
     pub final_learning_rate: f64,
+    /// The shape of the learning rate over the run. Runs before 2026-12
+    /// used a cosine decay over the whole run.
+    #[serde(default)]
+    pub schedule: LearningRateSchedule,
     pub warmup_iterations: u64,
     pub weight_decay: f32,
     /// Global L2 norm the gradients are clipped to.
@@ -53,6 +59,14 @@ pub struct TrainConfig {
     /// Validation crops: side and at most how many photos.
     pub validation_patch: u32,
     pub validation_photos: usize,
+    /// Crops per validation photo, spread along its long side. Runs before
+    /// 2026-12 took one (the centre crop).
+    #[serde(default = "one")]
+    pub validation_crops_per_photo: usize,
+    /// The noise of the validation crops. Runs before 2026-12 used the
+    /// middle level on every crop.
+    #[serde(default)]
+    pub validation_noise: ValidationNoise,
     /// Sampling steps used for the validation score (the shipped default).
     pub validation_steps: usize,
     /// A run whose newest EMA weights initialise this one (same model
@@ -65,6 +79,58 @@ pub struct TrainConfig {
     /// "low" evaluation level.
     #[serde(default = "default_darktable_scale")]
     pub darktable_scale: (f32, f32),
+}
+
+/// How the learning rate moves from its peak to `final_learning_rate`,
+/// after the linear warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearningRateSchedule {
+    /// Cosine decay over all iterations after the warm-up. Extending the
+    /// run re-stretches the curve, which changes the rate of every later step.
+    #[default]
+    Cosine,
+    /// Warmup-stable-decay: the peak rate until the last
+    /// [`WSD_DECAY_FRACTION`] of the iterations, then a linear decay to the
+    /// final rate. The rate of a step does not depend on the run's length
+    /// until the decay starts, so a run trained in chunks across sessions
+    /// can be extended without changing what it has done, and only the
+    /// final stretch anneals (Hägele et al. 2024, "Scaling Laws and
+    /// Compute-Optimal Training Beyond Fixed Training Durations", find a
+    /// 20 % linear cool-down matches a cosine decay of the same length).
+    #[value(name = "wsd")]
+    #[serde(rename = "wsd")]
+    WarmupStableDecay,
+}
+
+/// Share of the iterations the [`LearningRateSchedule::WarmupStableDecay`]
+/// schedule decays over.
+pub const WSD_DECAY_FRACTION: f64 = 0.2;
+
+impl LearningRateSchedule {
+    /// Lower-case name, as the CLI takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LearningRateSchedule::Cosine => "cosine",
+            LearningRateSchedule::WarmupStableDecay => "wsd",
+        }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The noise levels of the validation crops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValidationNoise {
+    /// The middle level on every crop (runs before 2026-12).
+    #[default]
+    MidLevel,
+    /// The three levels in turn along the crops
+    /// ([`crate::degradations::LevelsInTurn`]).
+    LevelsInTurn,
 }
 
 fn default_darktable_scale() -> (f32, f32) {
@@ -80,6 +146,7 @@ impl Default for TrainConfig {
             patch_size: 96,
             learning_rate: 5e-4,
             final_learning_rate: 1e-5,
+            schedule: LearningRateSchedule::WarmupStableDecay,
             warmup_iterations: 200,
             weight_decay: 1e-4,
             gradient_clip_norm: 1.0,
@@ -87,8 +154,10 @@ impl Default for TrainConfig {
             seed: 1,
             validate_every: 250,
             checkpoint_every: 250,
-            validation_patch: 128,
+            validation_patch: 256,
             validation_photos: 8,
+            validation_crops_per_photo: 3,
+            validation_noise: ValidationNoise::LevelsInTurn,
             validation_steps: 4,
             init_from: None,
             darktable_scale: default_darktable_scale(),
@@ -104,16 +173,38 @@ impl TrainConfig {
         serde_json::from_str(&text).map_err(|e| TrainError::ConfigFile { reason: format!("{} is not a training configuration: {e}", path.display()) })
     }
 
-    /// Learning rate at `step` (0-based): linear warm-up, then cosine decay
-    /// to `final_learning_rate` at `iterations`.
+    /// Learning rate at `step` (0-based): linear warm-up, then the
+    /// schedule's way down to `final_learning_rate` at `iterations`.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
         if step < self.warmup_iterations {
             return self.learning_rate * (step + 1) as f64 / self.warmup_iterations as f64;
         }
-        let span = self.iterations.saturating_sub(self.warmup_iterations).max(1);
-        let progress = ((step - self.warmup_iterations) as f64 / span as f64).min(1.0);
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-        self.final_learning_rate + (self.learning_rate - self.final_learning_rate) * cosine
+        let (peak, last) = (self.learning_rate, self.final_learning_rate);
+        match self.schedule {
+            LearningRateSchedule::Cosine => {
+                let span = self.iterations.saturating_sub(self.warmup_iterations).max(1);
+                let progress = ((step - self.warmup_iterations) as f64 / span as f64).min(1.0);
+                let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+                last + (peak - last) * cosine
+            }
+            LearningRateSchedule::WarmupStableDecay => {
+                let decay_start = self.decay_start().max(self.warmup_iterations);
+                if step < decay_start {
+                    return peak;
+                }
+                let span = self.iterations.saturating_sub(decay_start).max(1);
+                let progress = ((step - decay_start) as f64 / span as f64).min(1.0);
+                peak + (last - peak) * progress
+            }
+        }
+    }
+
+    /// The first step of the decay phase (the warm-up's end for cosine).
+    pub fn decay_start(&self) -> u64 {
+        match self.schedule {
+            LearningRateSchedule::Cosine => self.warmup_iterations,
+            LearningRateSchedule::WarmupStableDecay => self.iterations - (self.iterations as f64 * WSD_DECAY_FRACTION).round() as u64,
+        }
     }
 
     /// Checks every field, so that a bad setting is refused before a run
@@ -133,10 +224,14 @@ impl TrainConfig {
             ("checkpoint every", self.checkpoint_every),
             ("batch size", self.batch_size as u64),
             ("validation photos", self.validation_photos as u64),
+            ("validation crops per photo", self.validation_crops_per_photo as u64),
         ] {
             if value == 0 {
                 return refuse(format!("{name} must be at least 1"));
             }
+        }
+        if self.validation_crops_per_photo > MAX_VALIDATION_CROPS {
+            return refuse(format!("validation crops per photo {} is above {MAX_VALIDATION_CROPS}", self.validation_crops_per_photo));
         }
         if self.batch_size > MAX_BATCH {
             return refuse(format!("batch size {} is above {MAX_BATCH}", self.batch_size));
@@ -173,6 +268,8 @@ impl TrainConfig {
 const MAX_PATCH: u32 = 4096;
 /// Largest batch.
 const MAX_BATCH: usize = 4096;
+/// Most validation crops per photo.
+const MAX_VALIDATION_CROPS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -207,6 +304,9 @@ pub struct TrainSummary {
     /// first batch (which nothing can overlap). Near zero when the data
     /// pipeline keeps up; on a fast GPU, the share of the time it starves.
     pub data_wait_seconds: f64,
+    /// CPU seconds of this process spent in training steps (validation and
+    /// checkpoints excluded); `None` where the platform does not report it.
+    pub step_cpu_seconds: Option<f64>,
 }
 
 /// Mean training loss over the first and the last fifth of one call's steps.
@@ -234,42 +334,107 @@ pub struct StopAfter {
     pub minutes: Option<f64>,
     /// Steps to take in this call at most.
     pub steps: Option<u64>,
+    /// CPU minutes of training steps (the process's CPU time spent in them,
+    /// validation excluded) this call may use; the run is validated when
+    /// they are spent. Equal budgets give proxy runs equal compute even on
+    /// a machine that is busy with other work.
+    pub cpu_minutes: Option<f64>,
 }
 
-/// Fixed validation crops: clean and noisy tensors' source images.
+/// Fixed validation crops, clean and through each [`NoiseVariant`]: the
+/// training variant scores fit (and picks the best weights), the unseen one
+/// generalisation to a camera training never simulates.
 pub struct ValidationSet {
     pub clean: Vec<Rgb32FImage>,
-    pub noisy: Vec<Rgb32FImage>,
+    /// Noisy crops per variant, [`NoiseVariant::ALL`] order.
+    pub noisy: Vec<(NoiseVariant, Vec<Rgb32FImage>)>,
 }
 
+/// Crops scored per network evaluation, which bounds validation memory
+/// (24 crops of 256 px at once need several GB in the U-Net's widest layer).
+const VALIDATION_CHUNK: usize = 8;
+
 impl ValidationSet {
-    /// Centre crops of the validation photos with seeded noise.
-    pub fn new(photos: &[RgbImage], patch: u32, count: usize, degradation: &dyn Degradation, seed: u64) -> Self {
-        let clean: Vec<Rgb32FImage> = photos
+    /// The run's validation: `validation_crops_per_photo` crops of
+    /// `validation_patch` px from each of at most `validation_photos`
+    /// validation photos (those that hold one), with seeded noise of the
+    /// configured levels through both [`NoiseVariant`]s.
+    pub fn for_config(photos: &[RgbImage], config: &TrainConfig, seed: u64) -> Self {
+        let clean = validation_crops(photos, config.validation_patch, config.validation_photos, config.validation_crops_per_photo);
+        let noisy = NoiseVariant::ALL
             .iter()
-            .filter(|p| p.width() >= patch && p.height() >= patch)
-            .take(count)
-            .map(|p| image::DynamicImage::ImageRgb8(centre_crop(p, patch)).to_rgb32f())
+            .map(|&variant| {
+                let images = match config.validation_noise {
+                    ValidationNoise::MidLevel => FixedLevel::new(NoiseLevel::Mid).through(variant).degrade(&clean, seed),
+                    ValidationNoise::LevelsInTurn => LevelsInTurn { variant }.degrade(&clean, seed),
+                };
+                (variant, images)
+            })
             .collect();
-        let noisy = degradation.degrade(&clean, seed);
         Self { clean, noisy }
     }
 
-    /// Mean PSNR (dB) of `steps`-step improved sampling over the set.
+    /// Centre crops of at most `count` photos with `degradation`'s seeded
+    /// noise, as the training variant only (the unseen score is then NaN).
+    pub fn new(photos: &[RgbImage], patch: u32, count: usize, degradation: &dyn Degradation, seed: u64) -> Self {
+        let clean = validation_crops(photos, patch, count, 1);
+        let noisy = degradation.degrade(&clean, seed);
+        Self { clean, noisy: vec![(NoiseVariant::Training, noisy)] }
+    }
+
+    /// Mean PSNR (dB) of `steps`-step improved sampling over the training
+    /// variant's crops.
     pub fn score<B: Backend>(&self, model: &UNet<B>, steps: usize, device: &B::Device) -> f64 {
+        self.score_variant(model, NoiseVariant::Training, steps, device)
+    }
+
+    /// Mean PSNR (dB) of `steps`-step improved sampling over `variant`'s
+    /// crops; NaN for an empty set.
+    pub fn score_variant<B: Backend>(&self, model: &UNet<B>, variant: NoiseVariant, steps: usize, device: &B::Device) -> f64 {
+        let Some((_, noisy)) = self.noisy.iter().find(|(v, _)| *v == variant) else {
+            return f64::NAN;
+        };
         if self.clean.is_empty() {
             return f64::NAN;
         }
-        let y = to_tensor::<B>(&self.noisy, device);
         let Ok(schedule) = Schedule::new(model.timesteps(), steps, 1.0) else {
             return f64::NAN;
         };
         let sampler = SamplerKind::Improved.sampler::<B>();
-        let out = sample(model, sampler.as_ref(), &schedule, y);
-        let images = crate::batch::from_tensor(out);
-        let total: f64 = images.iter().zip(&self.clean).map(|(a, b)| psnr(a, b)).sum();
-        total / images.len() as f64
+        let mut total = 0.0;
+        for (noisy, clean) in noisy.chunks(VALIDATION_CHUNK).zip(self.clean.chunks(VALIDATION_CHUNK)) {
+            let out = sample(model, sampler.as_ref(), &schedule, to_tensor::<B>(noisy, device));
+            total += crate::batch::from_tensor(out).iter().zip(clean).map(|(a, b)| psnr(a, b)).sum::<f64>();
+        }
+        total / self.clean.len() as f64
     }
+}
+
+/// `per_photo` crops of `side` px from each of the first `photos` photos
+/// that hold one.
+fn validation_crops(photos: &[RgbImage], side: u32, count: usize, per_photo: usize) -> Vec<Rgb32FImage> {
+    photos
+        .iter()
+        .filter(|p| p.width() >= side && p.height() >= side)
+        .take(count)
+        .flat_map(|p| spread_crops(p, side, per_photo))
+        .map(|c| image::DynamicImage::ImageRgb8(c).to_rgb32f())
+        .collect()
+}
+
+/// `count` crops of `side` px spread evenly along the photo's long side
+/// (centred across the short one); one crop is the centre crop.
+pub fn spread_crops(photo: &RgbImage, side: u32, count: usize) -> Vec<RgbImage> {
+    let (w, h) = photo.dimensions();
+    let (side_w, side_h) = (side.min(w), side.min(h));
+    let (free_x, free_y) = (w - side_w, h - side_h);
+    (0..count)
+        .map(|k| {
+            let along = |free: u32| (u64::from(free) * (k as u64 + 1) / (count as u64 + 1)) as u32;
+            let (x, y) = if w >= h { (along(free_x), free_y / 2) } else { (free_x / 2, along(free_y)) };
+            image::imageops::crop_imm(photo, x, y, side_w, side_h).to_image()
+        })
+        .collect()
 }
 
 /// Charbonnier loss `mean(sqrt((a - b)^2 + eps^2))` with eps = 1e-3.
@@ -419,6 +584,11 @@ pub fn train<B: AutodiffBackend>(
     let mut segment_start = Instant::now();
     let mut segment_first = first_step;
     let mut data_wait_seconds = 0.0;
+    let mut step_cpu_seconds = crate::cpu_time::process_seconds().map(|_| 0.0);
+    let cpu_budget = stop.cpu_minutes.map(|m| m * 60.0);
+    if cpu_budget.is_some() && step_cpu_seconds.is_none() {
+        return Err(TrainError::Config("--cpu-minutes needs the process's CPU time, which this platform does not report".into()));
+    }
 
     // Batches are drawn (crop, augment, synthesise noise) on a second thread
     // while the model trains on the previous one.
@@ -441,6 +611,7 @@ pub fn train<B: AutodiffBackend>(
             if step > first_step {
                 data_wait_seconds += waiting.elapsed().as_secs_f64();
             }
+            let cpu_before = crate::cpu_time::process_seconds();
             let batch = PairBatch { clean: to_tensor::<B>(&clean, device), noisy: to_tensor::<B>(&noisy, device) };
             let mut rng = stream(config.seed, step, 2);
             let lr = config.learning_rate_at(step);
@@ -450,15 +621,20 @@ pub fn train<B: AutodiffBackend>(
             if !loss_value.is_finite() {
                 return Err(TrainError::Diverged(loss_value, step));
             }
+            if let (Some(total), Some(before), Some(after)) = (step_cpu_seconds.as_mut(), cpu_before, crate::cpu_time::process_seconds()) {
+                *total += after - before;
+            }
+            let out_of_compute = cpu_budget.zip(step_cpu_seconds).is_some_and(|(budget, used)| used >= budget);
             state.step += 1;
             losses.push(loss_value);
             bar.set_position(state.step);
             bar.set_message(format!("loss {loss_value:.4}  lr {lr:.2e}"));
 
-            let validate_now = state.step % config.validate_every == 0 || state.step == config.iterations;
+            let validate_now = state.step % config.validate_every == 0 || state.step == config.iterations || out_of_compute;
             let psnr_now = if validate_now {
                 let score = validation.score(&average, config.validation_steps, device);
                 let one_step = validation.score(&average, 1, device);
+                let unseen = validation.score_variant(&average, NoiseVariant::Unseen, config.validation_steps, device);
                 last_psnr = Some(score);
                 if score.is_finite() && best.is_none_or(|b| score > b.validation_psnr) {
                     let score = BestScore { step: state.step, validation_psnr: score };
@@ -467,8 +643,11 @@ pub fn train<B: AutodiffBackend>(
                     checkpoint::save_best(run_dir, &average, &snapshot, score)?;
                     best = Some(score);
                 }
-                bar.println(format!("step {}: validation PSNR {score:.2} dB ({} steps), {one_step:.2} dB (1 step)", state.step, config.validation_steps));
-                Some((score, one_step))
+                bar.println(format!(
+                    "step {}: validation PSNR {score:.2} dB ({} steps), {one_step:.2} dB (1 step), unseen camera {unseen:.2} dB",
+                    state.step, config.validation_steps
+                ));
+                Some(Validation { psnr: score, one_step_psnr: one_step, unseen_psnr: Some(unseen).filter(|v| v.is_finite()) })
             } else {
                 None
             };
@@ -480,7 +659,7 @@ pub fn train<B: AutodiffBackend>(
             }
 
             let out_of_time = deadline.is_some_and(|d| started.elapsed().as_secs_f64() >= d);
-            if state.step % config.checkpoint_every == 0 || state.step == end || out_of_time {
+            if state.step % config.checkpoint_every == 0 || state.step == end || out_of_time || out_of_compute {
                 state.close_segment(backend_name, segment_first, segment_start.elapsed().as_secs_f64());
                 checkpoint::save(run_dir, &model, &average, &optimizer, &state)?;
                 segment_start = Instant::now();
@@ -488,6 +667,10 @@ pub fn train<B: AutodiffBackend>(
             }
             if out_of_time {
                 bar.println(format!("time limit reached at step {}; checkpoint saved, resume with the same command", state.step));
+                break;
+            }
+            if out_of_compute {
+                bar.println(format!("CPU budget spent at step {}; validated and checkpoint saved", state.step));
                 break;
             }
         }
@@ -506,6 +689,7 @@ pub fn train<B: AutodiffBackend>(
         last_validation_psnr: last_psnr,
         best,
         data_wait_seconds,
+        step_cpu_seconds,
     })
 }
 
@@ -535,6 +719,59 @@ mod tests {
     }
 
     #[test]
+    fn warmup_stable_decay_holds_the_peak_then_decays_linearly_and_extends_without_rewriting_the_past() {
+        let config = TrainConfig { iterations: 1000, warmup_iterations: 100, learning_rate: 1e-3, final_learning_rate: 1e-5, ..TrainConfig::default() };
+        assert_eq!(config.schedule, LearningRateSchedule::WarmupStableDecay, "new runs use wsd");
+        assert_eq!(config.decay_start(), 800);
+        assert!((config.learning_rate_at(0) - 1e-5).abs() < 1e-12, "warm-up starts at peak / warm-up steps");
+        for step in [100, 500, 799] {
+            assert_eq!(config.learning_rate_at(step), 1e-3, "step {step}");
+        }
+        assert!((config.learning_rate_at(900) - (1e-3 + 1e-5) / 2.0).abs() < 1e-9, "{}", config.learning_rate_at(900));
+        assert!((config.learning_rate_at(1000) - 1e-5).abs() < 1e-12);
+        // Extending to 2000 before the decay starts keeps every step so far.
+        let extended = TrainConfig { iterations: 2000, ..config.clone() };
+        assert!((0..800).all(|s| extended.learning_rate_at(s) == config.learning_rate_at(s)));
+        // Cosine re-stretches: the same extension changes the middle steps.
+        let cosine = TrainConfig { schedule: LearningRateSchedule::Cosine, ..config.clone() };
+        let stretched = TrainConfig { iterations: 2000, ..cosine.clone() };
+        assert!(stretched.learning_rate_at(500) > cosine.learning_rate_at(500) * 1.2);
+        assert!((cosine.learning_rate_at(550) - (1e-3 + 1e-5) / 2.0).abs() < 1e-9, "cosine is half-way at the middle");
+    }
+
+    #[test]
+    fn configs_from_before_december_keep_their_schedule_and_validation() {
+        let mut json = serde_json::to_value(TrainConfig::default()).expect("serialises");
+        let fields = json.as_object_mut().expect("an object");
+        for field in ["schedule", "validation_crops_per_photo", "validation_noise"] {
+            assert!(fields.remove(field).is_some(), "{field} is serialised");
+        }
+        let old: TrainConfig = serde_json::from_value(json).expect("reads without the fields");
+        assert_eq!(old.schedule, LearningRateSchedule::Cosine);
+        assert_eq!(old.validation_crops_per_photo, 1);
+        assert_eq!(old.validation_noise, ValidationNoise::MidLevel);
+        let new = TrainConfig::default();
+        assert_eq!(new.validation_photos * new.validation_crops_per_photo, 24, "the issue asks for at least 24 crops");
+        assert_eq!(new.validation_patch, 256);
+    }
+
+    #[test]
+    fn crops_spread_along_the_long_side_and_one_crop_is_the_centre_crop() {
+        let photo = RgbImage::from_fn(600, 300, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, (x / 256) as u8]));
+        let one = spread_crops(&photo, 256, 1);
+        assert_eq!(one, vec![crate::batch::centre_crop(&photo, 256)]);
+        let three = spread_crops(&photo, 256, 3);
+        assert_eq!(three.len(), 3);
+        // Free space 344 px: the crops start at 86, 172 and 258, 22 px down.
+        let starts: Vec<(u8, u8, u8)> = three.iter().map(|c| { let p = c.get_pixel(0, 0).0; (p[0], p[1], p[2]) }).collect();
+        assert_eq!(starts, vec![(86, 22, 0), (172, 22, 0), (2, 22, 1)]);
+        assert!(three.iter().all(|c| c.dimensions() == (256, 256)));
+        let tall = RgbImage::from_fn(300, 600, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, (y / 256) as u8]));
+        let along_y: Vec<u8> = spread_crops(&tall, 256, 3).iter().map(|c| c.get_pixel(0, 0).0[1]).collect();
+        assert_eq!(along_y, vec![86, 172, 2]);
+    }
+
+    #[test]
     fn every_field_is_validated() {
         let base = TrainConfig::default();
         assert!(base.validate().is_ok());
@@ -548,6 +785,8 @@ mod tests {
             ("patch size", TrainConfig { patch_size: 1 << 20, ..base.clone() }),
             ("validation patch", TrainConfig { validation_patch: 0, ..base.clone() }),
             ("validation photos", TrainConfig { validation_photos: 0, ..base.clone() }),
+            ("validation crops per photo", TrainConfig { validation_crops_per_photo: 0, ..base.clone() }),
+            ("validation crops per photo", TrainConfig { validation_crops_per_photo: 65, ..base.clone() }),
             ("validation steps", TrainConfig { validation_steps: 0, ..base.clone() }),
             ("validation steps", TrainConfig { validation_steps: 101, ..base.clone() }),
             ("learning rate", TrainConfig { learning_rate: f64::NAN, ..base.clone() }),
@@ -570,7 +809,14 @@ mod tests {
 
     #[test]
     fn learning_rate_warms_up_then_decays_to_the_floor() {
-        let config = TrainConfig { iterations: 1000, warmup_iterations: 100, learning_rate: 1e-3, final_learning_rate: 1e-5, ..TrainConfig::default() };
+        let config = TrainConfig {
+            iterations: 1000,
+            warmup_iterations: 100,
+            learning_rate: 1e-3,
+            final_learning_rate: 1e-5,
+            schedule: LearningRateSchedule::Cosine,
+            ..TrainConfig::default()
+        };
         assert!((config.learning_rate_at(0) - 1e-5).abs() < 1e-12);
         assert!((config.learning_rate_at(99) - 1e-3).abs() < 1e-12);
         assert!((config.learning_rate_at(100) - 1e-3).abs() < 1e-12);

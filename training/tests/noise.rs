@@ -549,3 +549,47 @@ fn training_noise_draws_all_four_bayer_patterns() {
     println!("patterns drawn: {counts:?}");
     assert!(counts.iter().all(|&c| (150..=250).contains(&c)), "{counts:?}");
 }
+
+#[test]
+fn the_srgb_curve_is_the_iec_transfer_function_and_inverts() {
+    // IEC 61966-2-1: 0.5 encodes 0.2140 linear; 0.04045 is the knee.
+    assert!((ToneCurve::Srgb.to_linear(0.5) - 0.2140).abs() < 1e-3, "{}", ToneCurve::Srgb.to_linear(0.5));
+    assert!((ToneCurve::Srgb.to_linear(0.04045) - 0.04045 / 12.92).abs() < 1e-6);
+    let mut worst = 0.0f32;
+    for i in 0..=1000 {
+        let x = i as f32 / 1000.0;
+        worst = worst.max((ToneCurve::Srgb.from_linear(ToneCurve::Srgb.to_linear(x)) - x).abs());
+        assert_eq!(ToneCurve::Brooks.to_linear(x), srgb_to_linear(x), "Brooks' curve is the training one");
+    }
+    println!("sRGB curve round trip max error {worst:e}");
+    assert!(worst < 1e-4, "{worst}");
+    // The two curves differ where it matters for noise: in the shadows.
+    let shadow = (ToneCurve::Srgb.to_linear(0.1) / ToneCurve::Brooks.to_linear(0.1)).ln().abs();
+    assert!(shadow > 0.2, "the curves barely differ at 0.1: log ratio {shadow}");
+}
+
+#[test]
+fn bilinear_demosaic_reproduces_flat_and_linear_images() {
+    let (w, h) = (32u32, 24u32);
+    let flat = Bayer { width: w, height: h, data: vec![0.3; (w * h) as usize] };
+    let out = demosaic_with(&flat, Demosaic::Bilinear);
+    assert!(out.as_raw().iter().all(|v| (v - 0.3).abs() < 1e-6));
+    // A ramp along x, the same in every channel: bilinear interpolation is
+    // exact on it away from the border.
+    let ramp = Bayer { width: w, height: h, data: (0..w * h).map(|i| 0.01 * (i % w) as f32).collect() };
+    let out = demosaic_with(&ramp, Demosaic::Bilinear);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            for c in 0..3 {
+                let v = out.get_pixel(x, y)[c];
+                assert!((v - 0.01 * x as f32).abs() < 1e-5, "({x}, {y}) channel {c}: {v}");
+            }
+        }
+    }
+    // It is another filter than the training one: on noise the two differ.
+    let mut noisy = flat.clone();
+    add_noise_bayer(&mut noisy, [0.01; 3], [1e-4; 3], &mut ChaCha8Rng::seed_from_u64(5));
+    let difference = mean_abs(&demosaic_with(&noisy, Demosaic::Bilinear), &demosaic(&noisy));
+    println!("mean |bilinear - Malvar| on noise: {difference:.4}");
+    assert!(difference > 0.005, "{difference}");
+}

@@ -99,7 +99,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     train::<Backend>(straight.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("straight run");
 
     let split = tempfile::tempdir().expect("tempdir");
-    let first = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(3), minutes: None })
+    let first = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(3), ..StopAfter::default() })
         .expect("first half");
     assert_eq!(first.last_step, 3);
     let state = checkpoint::read_state(split.path()).expect("state").expect("a checkpoint exists");
@@ -158,7 +158,7 @@ fn a_run_initialised_from_another_starts_from_its_average_and_records_it() {
         batch_size: 2,
         ..tiny_config(3)
     };
-    train::<Backend>(child.path(), &child_config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), minutes: None })
+    train::<Backend>(child.path(), &child_config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), ..StopAfter::default() })
         .expect("child run");
     let parent_output = average_output(parent.path(), &parent_config);
     let child_output = average_output(child.path(), &child_config);
@@ -169,7 +169,7 @@ fn a_run_initialised_from_another_starts_from_its_average_and_records_it() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let scratch_config = TrainConfig { seed: 7, ..child_config.clone() };
     let scratch_config = TrainConfig { init_from: None, ..scratch_config };
-    train::<Backend>(scratch.path(), &scratch_config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), minutes: None })
+    train::<Backend>(scratch.path(), &scratch_config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), ..StopAfter::default() })
         .expect("scratch run");
     let scratch_drift = max_abs_difference(&parent_output, &average_output(scratch.path(), &scratch_config));
     assert!(scratch_drift > 1e-3, "a fresh model matched the parent: {scratch_drift}");
@@ -184,7 +184,7 @@ fn a_run_initialised_from_another_starts_from_its_average_and_records_it() {
     // A parent with another architecture is refused with a clear error.
     let mismatched = TrainConfig { model: UNetConfig::new().with_base_channels(4).with_channel_multipliers(vec![1, 2]).with_blocks_per_level(1), ..child_config };
     let other = tempfile::tempdir().expect("tempdir");
-    let error = train::<Backend>(other.path(), &mismatched, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), minutes: None })
+    let error = train::<Backend>(other.path(), &mismatched, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(1), ..StopAfter::default() })
         .expect_err("an architecture mismatch must fail");
     assert!(error.to_string().contains("model configuration"), "{error}");
 }
@@ -201,7 +201,7 @@ fn the_best_validated_average_is_kept_across_a_resume() {
     let config = TrainConfig { validate_every: 1, ..tiny_config(8) };
     let device = Default::default();
     let run = tempfile::tempdir().expect("tempdir");
-    train::<Backend>(run.path(), &config, &photos, &low, &noise(), "cpu", &device, StopAfter { steps: Some(4), minutes: None }).expect("first half");
+    train::<Backend>(run.path(), &config, &photos, &low, &noise(), "cpu", &device, StopAfter { steps: Some(4), ..StopAfter::default() }).expect("first half");
     let summary = train::<Backend>(run.path(), &config, &photos, &high, &noise(), "cpu", &device, StopAfter::default()).expect("second half");
 
     // Every step validated; the kept score is the highest in the log.
@@ -240,11 +240,39 @@ fn a_run_that_never_validated_has_no_best_weights_to_load() {
     let config = tiny_config(10);
     let device = Default::default();
     let run = tempfile::tempdir().expect("tempdir");
-    train::<Backend>(run.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(2), minutes: None }).expect("two steps");
+    train::<Backend>(run.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { steps: Some(2), ..StopAfter::default() }).expect("two steps");
     assert_eq!(checkpoint::read_best(run.path()).expect("readable"), None);
     let fresh = config.model.init::<NdArray>(&device).expect("model");
     let Err(error) = checkpoint::load_best_average::<NdArray>(run.path(), fresh, &device) else {
         panic!("a run that never validated loaded best weights");
     };
     assert!(error.to_string().contains("no best weights"), "{error}");
+}
+
+#[test]
+fn a_cpu_budget_stops_the_run_validated_and_checkpointed_and_the_unseen_variant_is_logged() {
+    let _turn = serial();
+    let photos = photos();
+    // The run's own validation: two crops per photo through both cameras.
+    let config = TrainConfig { validation_crops_per_photo: 2, ..tiny_config(100_000) };
+    let validation = ValidationSet::for_config(&photos, &config, 3);
+    assert_eq!(validation.clean.len(), 2 * 2, "two photos, two crops each");
+    assert_eq!(validation.noisy.len(), 2, "the training and the unseen camera");
+    let device = Default::default();
+    let run = tempfile::tempdir().expect("tempdir");
+    let budget_minutes = 0.005;
+    let summary = train::<Backend>(run.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter { cpu_minutes: Some(budget_minutes), ..StopAfter::default() })
+        .expect("a budgeted run");
+    let used = summary.step_cpu_seconds.expect("CPU time is reported on Linux");
+    println!("stopped at step {} after {used:.3} CPU seconds of steps (budget {:.3})", summary.last_step, budget_minutes * 60.0);
+    assert!(used >= budget_minutes * 60.0, "stopped before the budget: {used}");
+    assert!(summary.last_step > 0 && summary.last_step < 100_000);
+    let state = checkpoint::read_state(run.path()).expect("state").expect("a checkpoint at the stop");
+    assert_eq!(state.step, summary.last_step);
+    let log = std::fs::read_to_string(run.path().join("log.csv")).expect("log");
+    let last: Vec<&str> = log.lines().last().expect("rows").split(',').collect();
+    assert_eq!(last.len(), 7, "{last:?}");
+    let (fit, unseen): (f64, f64) = (last[4].parse().expect("validated at the stop"), last[6].parse().expect("the unseen camera is scored"));
+    println!("validation at the stop: {fit:.2} dB training camera, {unseen:.2} dB unseen camera");
+    assert!(fit.is_finite() && unseen.is_finite() && (fit - unseen).abs() > 1e-6);
 }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Fixed-budget proxy runs (issue 19, "more quality per FLOP"): each variant
+# trains from scratch on the same data, seed and validation for the same CPU
+# budget of training steps (`train --cpu-minutes`: the process's CPU time, so
+# a build sharing the machine does not shorten one variant's run), with a
+# warmup-stable-decay schedule sized so the decay ends with the budget.
+#
+#   training/proxy-runs.sh [CPU_MINUTES] [VARIANT ...]   (default 15, all)
+#
+# Runs go to runs/proxy/NAME (their weights git-ignored); the table goes to
+# runs/proxy/results.md. Uses burn-tch (training/tch.sh), the fastest CPU
+# backend here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+budget="${1:-15}"
+shift || true
+out=runs/proxy
+mkdir -p "$out"
+
+# name | architecture flags | sampling steps scored
+declare -A flags=(
+  [today]=""
+  [level4]="--channel-multipliers 1,2,4,8"
+  [unshuffle32]="--pixel-unshuffle 2 --base-channels 32"
+  [unshuffle32-level4]="--pixel-unshuffle 2 --base-channels 32 --channel-multipliers 1,2,4,8"
+  [wide24-shallow]="--base-channels 24 --blocks-per-level 1"
+  [narrow12-deep]="--base-channels 12 --blocks-per-level 3"
+  [wide32]="--base-channels 32"
+)
+variants=("$@")
+[ ${#variants[@]} -eq 0 ] && variants=(today level4 unshuffle32 unshuffle32-level4 wide24-shallow narrow12-deep wide32)
+
+common=(--batch-size 4 --patch-size 128 --learning-rate 5e-4 --seed 19 --schedule wsd --validate-every 1000000)
+for name in "${variants[@]}"; do
+  run="$out/$name"
+  [ -n "${flags[$name]+set}" ] || { echo "unknown variant $name" >&2; exit 2; }
+  if [ -f "$run/done" ]; then echo "$name: done already"; continue; fi
+  rm -rf "$run"
+  # 20 steps measure this variant's CPU seconds per step; the schedule is
+  # then sized so its decay ends when the budget does, and the rest of the
+  # budget is spent.
+  # shellcheck disable=SC2086
+  training/tch.sh train --run "$run" --backend cpu-tch --iterations 1000000 --steps 20 "${common[@]}" ${flags[$name]} | tee "$out/$name.log"
+  per_step=$(sed -n 's/.*training steps used .* CPU seconds (\([0-9.]*\) per step).*/\1/p' "$out/$name.log")
+  read -r iterations left < <(python3 -c "b=$budget*60; p=$per_step; print(int(b/p), (b-20*p)/60)")
+  echo "$name: $per_step CPU s per step -> $iterations iterations in $budget CPU minutes"
+  training/tch.sh train --run "$run" --backend cpu-tch --iterations "$iterations" --cpu-minutes "$left" | tee -a "$out/$name.log"
+  touch "$run/done"
+done
+
+python3 - "$out" "$budget" <<'PY'
+import csv, os, re, sys
+out, budget = sys.argv[1], sys.argv[2]
+rows = []
+for name in sorted(os.listdir(out)):
+    log, run = os.path.join(out, name + ".log"), os.path.join(out, name)
+    if not (os.path.isdir(run) and os.path.exists(os.path.join(run, "done")) and os.path.exists(log)):
+        continue
+    text = open(log).read()
+    gflops = float(re.search(r"network: ([0-9.]+) GFLOP", text).group(1))
+    per_step = float(re.findall(r"\(([0-9.]+) per step\)", text)[-1])
+    last = [r for r in csv.DictReader(open(os.path.join(run, "log.csv"))) if r["validation_psnr"]][-1]
+    rows.append((name, gflops, per_step, int(last["step"]), float(last["validation_psnr"]), float(last["validation_psnr_1step"]), float(last["validation_psnr_unseen"])))
+base = next((r[1] for r in rows if r[0] == "today"), None)
+lines = [f"Proxy runs: {budget} CPU minutes of training steps each (2 cores, burn-tch), from scratch, seed 19, 4 crops of 128 px, "
+         "lr 5e-4 wsd; validation 24 crops of 256 px at the three levels (EMA weights).", "",
+         "| variant | GFLOP/MP/step | x today | CPU s/step | steps | training camera, 4 steps (dB) | 1 step (dB) | unseen camera, 4 steps (dB) |",
+         "|---|---|---|---|---|---|---|---|"]
+for name, g, p, steps, v4, v1, vu in sorted(rows, key=lambda r: -r[4]):
+    ratio = f"{g / base:.2f}" if base else "?"
+    lines.append(f"| {name} | {g:.1f} | {ratio} | {p:.2f} | {steps} | {v4:.2f} | {v1:.2f} | {vu:.2f} |")
+open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
