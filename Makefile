@@ -85,6 +85,7 @@ pkg: weights
 	wasm-bindgen --target web --out-dir pkg --out-name realdenoise $(WASM)
 	tools/node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals pkg/realdenoise_bg.wasm -o pkg/realdenoise_bg.wasm
 	cp src/web/js/index.js src/web/js/errors.js src/web/js/worker.js src/web/js/worker-client.js src/web/js/index.d.ts src/web/js/worker-client.d.ts src/web/js/package.json src/web/js/README.md src/web/js/LICENSE-MIT src/web/js/LICENSE-APACHE pkg/
+	$(CARGO) metadata --no-deps --format-version 1 --offline | node scripts/stamp-version.mjs pkg
 	if [ -f $(TRAINED_WEIGHTS) ]; then cp $(TRAINED_WEIGHTS) pkg/realdenoise.rdnz; else cp $(UNTRAINED_WEIGHTS) pkg/realdenoise.rdnz; fi
 	@ls -l pkg; gzip -9 -c pkg/realdenoise_bg.wasm | wc -c | awk '{printf "realdenoise_bg.wasm gzip: %.2f MB\n", $$1/1e6}'
 

@@ -41,9 +41,11 @@ export function nativeReference(fixture, steps, ensemble = "off") {
   const target = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache/realdenoise/target");
   const directory = join(root, "out", "browser-tests");
   mkdirSync(directory, { recursive: true });
-  const name = `${fixture.replace(/\.png$/, "")}-steps${steps}-${ensemble}-native.png`;
+  // A fixture name, or a path from the repository root (e.g. assets/sample-noisy.png).
+  const input = fixture.includes("/") ? join(root, fixture) : join(root, "tests/browser/fixtures", fixture);
+  const name = `${fixture.replaceAll("/", "-").replace(/\.png$/, "")}-steps${steps}-${ensemble}-native.png`;
   execFileSync(join(target, "release", "realdenoise"), [
-    "denoise", join(root, "tests/browser/fixtures", fixture), "-o", join(directory, name),
+    "denoise", input, "-o", join(directory, name),
     "--backend", "cpu", "--steps", String(steps), "--ensemble", ensemble,
     "--weights", join(root, "pkg/realdenoise.rdnz"), "--force", "--quiet",
   ]);

@@ -15,6 +15,8 @@ import { startServer, launch, root } from "./harness.mjs";
 
 const pkg = join(root, "pkg");
 const readme = readFileSync(join(root, "src/web/js/README.md"), "utf8");
+/** The built package's version (stamped from Cargo.toml by make pkg). */
+const packageVersion = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version;
 let server;
 before(async () => {
   server = await startServer();
@@ -74,7 +76,12 @@ test("the packed tarball has both licences, the worker client and its types; pac
   assert.match(manifest.repository.url, /github\.com\/realdenoise\/realdenoise/);
   assert.match(manifest.homepage, /^https:\/\/github\.com\/realdenoise\/realdenoise/);
   assert.deepEqual(manifest.exports["./worker-client"], { types: "./worker-client.d.ts", default: "./worker-client.js" });
-  // The weights cache is named after the version index.js carries.
+  // The version is the root crate's (make pkg stamps it from cargo metadata;
+  // the sources carry a placeholder, never a hand-written version), and the
+  // weights cache is named after the version index.js carries.
+  const cargoVersion = readFileSync(join(root, "Cargo.toml"), "utf8").match(/\[workspace\.package\][^[]*?\nversion = "([^"]+)"/)[1];
+  assert.equal(manifest.version, cargoVersion);
+  assert.equal(JSON.parse(readFileSync(join(root, "src/web/js/package.json"), "utf8")).version, "0.0.0-unstamped");
   assert.match(readFileSync(join(pkg, "index.js"), "utf8"), new RegExp(`export const VERSION = "${manifest.version.replaceAll(".", "\\.")}"`));
   // The README gives the download sizes it measured; they must still hold (within 5 %).
   const wasmGzip = Number(execFileSync("sh", ["-c", "gzip -9 -c realdenoise_bg.wasm | wc -c"], { cwd: pkg, encoding: "utf8" }));
@@ -303,11 +310,11 @@ test("load reports wasm and weights bytes; a second load reads the weights from 
     assert.equal(weightRequests.length, 1, `the second load requested the weights again: ${weightRequests}`);
     assert.deepEqual(second.weights, [[weightsSize, weightsSize]]);
     assert.equal(second.width, 16);
-    assert.deepEqual(second.caches, ["realdenoise-weights-0.1.0"]);
+    assert.deepEqual(second.caches, [`realdenoise-weights-${packageVersion}`]);
     // The Cache API failing (quota) or missing: silently the network.
-    const third = await page.evaluate(async () => {
+    const third = await page.evaluate(async (version) => {
       const { Denoiser } = await import("/pkg/index.js");
-      await caches.delete("realdenoise-weights-0.1.0");
+      await caches.delete(`realdenoise-weights-${version}`);
       const open = CacheStorage.prototype.open;
       CacheStorage.prototype.open = () => Promise.reject(new DOMException("quota", "QuotaExceededError"));
       const a = await window.outcome(Denoiser.load({ backend: "cpu" }));
@@ -317,7 +324,7 @@ test("load reports wasm and weights bytes; a second load reads the weights from 
       const b = await window.outcome(Denoiser.load({ backend: "cpu" }));
       Object.defineProperty(globalThis, "caches", saved);
       return { a: a.ok, b: b.ok, cached: (await caches.keys()).length };
-    });
+    }, packageVersion);
     assert.deepEqual(third, { a: true, b: true, cached: 0 }, messages.join("\n"));
     assert.equal(weightRequests.length, 3);
   } finally {

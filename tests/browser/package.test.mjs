@@ -840,6 +840,119 @@ test("the worker answers a wasm panic during load with a named error; the next l
   assert.deepEqual({ ...result, bad: "named" }, { first: "loaded", bad: "named", reload: "loaded", denoised: "result", width: 64 });
 });
 
+// The CPU worker pool (realdenoise/worker-client): a photo too small for two
+// single-run tiles is cut into smaller ones for two workers, each worker
+// denoises whole tiles, and the page blends their unquantised outputs with
+// the library's weights; the result must match the native CLI (one tile of
+// the whole photo) within 2/255, as the single-worker path does. Also:
+// progress per tile step, steps counted from 1, and an estimate before the
+// run (calibrated on one small tile), whose error is logged.
+test("a pool of two CPU workers shares the tiles and matches native output; progress and estimate", { timeout: 600_000 }, async () => {
+  const fixture = "assets/sample-noisy.png"; // 451 x 300
+  const reference = nativeReference(fixture, 1);
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, messages } = await openPage(browser);
+    const result = await page.evaluate(async ({ fixture, reference }) => {
+      const { WorkerDenoiser } = await import("/pkg/worker-client.js");
+      const loads = [];
+      const client = await WorkerDenoiser.load({ backend: "cpu", workers: 2, onProgress: (p) => loads.push(p.stage) });
+      const input = await window.loadPixels(`/${fixture}`);
+      const estimate = await client.estimate(input.width, input.height, { steps: 1 });
+      const events = [];
+      const started = performance.now();
+      const output = await client.denoise(input, { steps: 1, onProgress: (p) => events.push(p) });
+      const seconds = (performance.now() - started) / 1000;
+      const expected = await window.loadPixels(`/${reference}`);
+      const alphaKept = output.data.every((v, i) => i % 4 !== 3 || v === input.data[i]);
+      const second = await client.estimate(input.width, input.height, { steps: 1 });
+      const workers = client.workers;
+      await client.dispose();
+      return { difference: window.maxDifference(output, expected), alphaKept, events, seconds, estimate, second, workers, loads };
+    }, { fixture, reference });
+    const { events, estimate } = result;
+    console.log(`pool of ${result.workers}: ${events[0].tiles} tiles, max difference ${result.difference}/255, ${result.seconds.toFixed(2)} s; ` +
+      `estimate before the run ${estimate.seconds.toFixed(2)} s (${estimate.basis}), error ${((estimate.seconds / result.seconds - 1) * 100).toFixed(0)} %; ` +
+      `after it ${result.second.seconds.toFixed(2)} s (${result.second.basis})`);
+    assert.equal(result.workers, 2);
+    assert.deepEqual(result.loads.slice(-3), ["workers", "workers", "ready"]);
+    assert.ok(result.difference <= 2, `pooled output differs from native by ${result.difference}/255\n${messages.join("\n")}`);
+    assert.ok(result.alphaKept);
+    // Two tiles of about 280 x 300 instead of one of 451 x 300.
+    assert.equal(events[0].tiles, 2);
+    assert.equal(estimate.tiles, 2);
+    assert.equal(estimate.workers, 2);
+    assert.equal(estimate.basis, "calibration");
+    assert.ok(estimate.seconds > 0);
+    // Progress: every event is a denoise event of 2 workers; fractions never
+    // go back, reach 1, and move between the run's start and its end.
+    assert.ok(events.every((p) => p.stage === "denoise" && p.workers === 2 && p.tiles === 2));
+    const fractions = events.map((p) => p.fraction);
+    assert.ok(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]), `fractions went back: ${fractions}`);
+    assert.equal(fractions.at(-1), 1);
+    assert.ok(fractions.some((f) => f > 0 && f < 1), `no progress within the run: ${fractions}`);
+    assert.deepEqual([...new Set(events.map((p) => p.tilesDone))].sort(), [0, 1, 2]);
+    // The second estimate uses the speed the run measured: it is the run's time.
+    assert.equal(result.second.basis, "run");
+    assert.ok(Math.abs(result.second.seconds / result.seconds - 1) < 0.25, `estimate after the run ${result.second.seconds} s vs ${result.seconds} s`);
+  } finally {
+    await browser.close();
+  }
+});
+
+// Cancel on WebGPU: the package waits for the GPU at every network
+// evaluation, so an abort stops the worker within one evaluation and the
+// model stays loaded (no worker replaced, no reload). SwiftShader is slow:
+// a 64 px photo and many short steps.
+const CANCEL_LIMIT_MS = 2000;
+
+test("WebGPU: Cancel returns control within 2 s and keeps the model", { timeout: 600_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page, messages } = await openPage(browser);
+    const result = await page.evaluate(async () => {
+      const { WorkerDenoiser } = await import("/pkg/worker-client.js");
+      const client = await WorkerDenoiser.load({ backend: "webgpu" });
+      const input = await window.loadPixels("/tests/browser/fixtures/crop-64x64.png");
+      // Warm up (the first run compiles the shaders).
+      await client.denoise(input, { steps: 1 });
+      const controller = new AbortController();
+      let aborted = null;
+      let stepsSeen = 0;
+      const run = client.denoise(input, {
+        steps: 60,
+        signal: controller.signal,
+        onProgress: (p) => {
+          stepsSeen = p.step;
+          if (p.step >= 3 && aborted === null) {
+            aborted = performance.now();
+            controller.abort();
+          }
+        },
+      });
+      const outcome = await window.outcome(run);
+      const rejectedMs = performance.now() - aborted;
+      await client.whenIdle();
+      const idleMs = performance.now() - aborted;
+      const next = await client.denoise(input, { steps: 1 });
+      const nextMs = performance.now() - aborted;
+      const backend = client.backend;
+      await client.dispose();
+      return { name: outcome.name, rejectedMs, idleMs, nextMs, stepsSeen, nextWidth: next.width, backend };
+    });
+    console.log(`WebGPU cancel: rejected after ${result.rejectedMs.toFixed(0)} ms, worker idle after ${result.idleMs.toFixed(0)} ms, ` +
+      `next 1-step run done after ${result.nextMs.toFixed(0)} ms (abort at step ${result.stepsSeen} of 60)`);
+    assert.equal(result.name, "AbortError");
+    assert.equal(result.backend, "webgpu");
+    assert.ok(result.stepsSeen < 60, "the run was not cancelled before its end");
+    assert.ok(result.rejectedMs < CANCEL_LIMIT_MS, `rejected after ${result.rejectedMs} ms`);
+    assert.ok(result.idleMs < CANCEL_LIMIT_MS, `the worker stopped after ${result.idleMs} ms\n${messages.join("\n")}`);
+    assert.equal(result.nextWidth, 64);
+  } finally {
+    await browser.close();
+  }
+});
+
 // The install paths, the worker client, the tarball and the weights cache
 // (issue 23) run with this suite too; `node --test ./install.test.mjs` runs them alone.
 await import("./install.test.mjs");

@@ -12,8 +12,8 @@ export interface Progress {
    * "wasm" and "weights": bytes of that download (`loaded` of `total`);
    * "backend": the backend is chosen (`backend` and `reason` tell which and why).
    */
-  stage: "init" | "wasm" | "backend" | "weights" | "model" | "ready" | "denoise";
-  /** Only with stages "wasm" and "weights": bytes received so far. */
+  stage: "init" | "wasm" | "backend" | "weights" | "model" | "workers" | "ready" | "denoise";
+  /** Only with stages "wasm" and "weights": bytes received so far; with "workers" (WorkerDenoiser's pool): workers loaded. */
   loaded?: number;
   /** Only with stages "wasm" and "weights": the download's size from Content-Length, or null when unknown (then it is given once done). */
   total?: number | null;
@@ -21,10 +21,15 @@ export interface Progress {
   backend?: Backend;
   /** Only with stage "backend": why (see {@link Denoiser.backendReason}). */
   reason?: string;
+  /** Steps done in the tile (0 before the first): step 1 runs while `step` is 0. */
   step?: number;
   steps?: number;
   tile?: number;
   tiles?: number;
+  /** WorkerDenoiser: tiles finished so far (its pool runs several at once). */
+  tilesDone?: number;
+  /** WorkerDenoiser: workers sharing the run. */
+  workers?: number;
   /** Network evaluations done within the step, of `evaluations` (1, or 4 or 8 with an ensemble). */
   evaluation?: number;
   evaluations?: number;
@@ -136,6 +141,22 @@ export interface MemoryUsage {
   allocations: number;
 }
 
+/** How a run is cut into tiles; see {@link Denoiser.planTiles}. */
+export interface TilePlan {
+  /** The largest tile side. */
+  tile: number;
+  /** Half-open [start, end) pixel spans; tile (c, r) is columns[c] x rows[r]. */
+  columns: [number, number][];
+  rows: [number, number][];
+  /** Blending weights along each column span and row span; a tile's weight at (x, y) is their product. */
+  columnWeights: number[][];
+  rowWeights: number[][];
+  /** Network evaluations per tile. */
+  evaluations: number;
+  /** The checked options, with the model's defaults. */
+  options: { steps: number; sampler: Sampler; ensemble: Ensemble; strength: number };
+}
+
 export declare class Denoiser {
   private constructor();
   /**
@@ -163,6 +184,18 @@ export declare class Denoiser {
    * any of them except an `InternalError` from a crashed module.
    */
   denoise(image: ImageInput, options?: DenoiseOptions): Promise<ImageData>;
+  /**
+   * Advanced (what WorkerDenoiser's pool uses): the tiles a width x height
+   * run is cut into when `workers` workers share it, smaller than a single
+   * run's when that finishes sooner. Throws an `InputError` for bad options.
+   */
+  planTiles(width: number, height: number, options?: Omit<DenoiseOptions, "onProgress" | "signal"> & { workers?: number }): TilePlan;
+  /**
+   * Advanced: denoises all of `image` as one tile (at most 2048 pixels a
+   * side) and resolves to its unquantised planar RGB (`data`: red plane,
+   * then green, then blue, values 0..1), to blend with the plan's weights.
+   */
+  denoiseTile(image: ImageInput, options?: Omit<DenoiseOptions, "tileSize">): Promise<{ data: Float32Array; width: number; height: number }>;
   /** WebGPU memory usage; null on the CPU backend. */
   memoryUsage(): MemoryUsage | null;
   /**

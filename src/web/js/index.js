@@ -361,6 +361,11 @@ function isAbortSignal(value) {
 
 const LOAD_OPTIONS = ["weights", "backend", "onProgress"];
 const DENOISE_OPTIONS = ["steps", "sampler", "ensemble", "strength", "tileSize", "onProgress", "signal"];
+const TILE_OPTIONS = ["steps", "sampler", "ensemble", "strength", "onProgress", "signal"];
+/** Network evaluations per step of each ensemble. */
+const EVALUATIONS = { off: 1, flips: 4, dihedral: 8 };
+/** The most workers a plan is made for. */
+const MAX_WORKERS = 64;
 
 function isWeightsSource(value) {
   return (
@@ -388,11 +393,11 @@ function validateLoadOptions(options) {
 }
 
 /** Checks `denoise`'s options against the model's defaults; returns the values sent to the module. */
-function validateOptions(options, info) {
+function validateOptions(options, info, known = DENOISE_OPTIONS) {
   const {
     steps = info.defaultSteps, sampler = info.defaultSampler, ensemble = "off", strength = 1, tileSize = 0,
     onProgress, signal,
-  } = checkOptionsObject(options, "denoise options", DENOISE_OPTIONS);
+  } = checkOptionsObject(options, "denoise options", known);
   checkInteger("steps", steps, 1, MAX_STEPS);
   checkChoice("sampler", sampler, SAMPLERS);
   checkChoice("ensemble", ensemble, ENSEMBLES);
@@ -472,8 +477,11 @@ async function fetchWeights(weights, onBytes) {
 // Cache API is missing (http origins other than localhost, some private
 // modes) or fails (quota), the weights come from the network as before.
 
-/** This package's version: the weights cache is per version. */
-export const VERSION = "0.1.0";
+/**
+ * This package's version: the weights cache is per version. `make pkg`
+ * writes the root Cargo.toml's version here and into package.json.
+ */
+export const VERSION = "0.0.0-unstamped";
 const CACHE_PREFIX = "realdenoise-weights-";
 const CACHE_NAME = `${CACHE_PREFIX}${VERSION}`;
 const HASH_HEADER = "X-Realdenoise-Sha256";
@@ -680,7 +688,56 @@ export class Denoiser {
     return run;
   }
 
-  async #run({ data, width, height, steps, sampler, ensemble, strength, tileSize, onProgress, signal }) {
+  /**
+   * The tiles a run of `width` x `height` pixels is cut into when
+   * `workers` workers share it (realdenoise/worker-client's pool): the
+   * single-run tiles, or smaller ones when they finish sooner. Returns
+   * `{ tile, columns, rows, columnWeights, rowWeights, evaluations, options }`:
+   * tile (c, r) covers columns[c] x rows[r] (half-open [start, end) pixel
+   * spans) and blends with weight columnWeights[c][x - start] *
+   * rowWeights[r][y - start]; evaluations = network evaluations per tile;
+   * options = the checked denoise options with their defaults.
+   */
+  planTiles(width, height, options) {
+    if (this.#disposed) throw inputError("this Denoiser was disposed; load a new one");
+    for (const [name, value] of [["width", width], ["height", height]]) {
+      checkInteger(name, value, 1, MAX_SIDE);
+    }
+    const { workers = 1, ...rest } = checkOptionsObject(options, "denoise options", [...DENOISE_OPTIONS, "workers"]);
+    checkInteger("workers", workers, 1, MAX_WORKERS);
+    const { steps, sampler, ensemble, strength, tileSize } = validateOptions(rest, this.info);
+    const runtime = this.#runtime;
+    const plan = callSync(runtime, () => JSON.parse(this.#model.planJson(width, height, tileSize, this.#budget, workers)));
+    // Strength s starts the schedule at round(s * T): at most that many steps
+    // run (the library's Schedule; strength is an f32 there).
+    const evaluations = Math.min(steps, Math.round(Math.fround(strength) * this.info.timesteps)) * EVALUATIONS[ensemble];
+    return { ...plan, evaluations, options: { steps, sampler, ensemble, strength } };
+  }
+
+  /**
+   * Denoises one tile of a pooled run (see planTiles): all of `image`, as a
+   * single tile. Resolves to `{ data, width, height }` with `data` the
+   * denoised RGB as planar Float32Array values in 0..1 (3 * width * height:
+   * red plane, green, blue), unquantised, to blend with the tile's weights.
+   * Queued with denoise calls; progress and abort as in denoise.
+   */
+  denoiseTile(image, options) {
+    if (this.#disposed) return Promise.reject(inputError("this Denoiser was disposed; load a new one"));
+    let request;
+    try {
+      request = { ...validateOptions(options, this.info, TILE_OPTIONS), ...toPixels(image), tile: true };
+      if (Math.max(request.width, request.height) > MAX_TILE_SIDE) {
+        throw inputError(`a tile is at most ${MAX_TILE_SIDE} pixels a side (got ${request.width}x${request.height})`);
+      }
+    } catch (error) {
+      return Promise.reject(toNamed(error));
+    }
+    const run = this.#queue.then(() => this.#run(request));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #run({ data, width, height, steps, sampler, ensemble, strength, tileSize, onProgress, signal, tile = false }) {
     if (this.#runtime.trapped) throw crashError(this.#runtime);
     if (signal?.aborted) throw abortError();
     let failedCallback = null;
@@ -698,6 +755,12 @@ export class Denoiser {
     };
     try {
       const model = this.#model;
+      if (tile) {
+        const planes = await call(this.#runtime, () =>
+          model.denoiseTile(data, width, height, steps, sampler, ensemble, strength, progress),
+        );
+        return { data: planes, width, height };
+      }
       const output = await call(this.#runtime, () =>
         model.denoise(data, width, height, steps, sampler, ensemble, strength, tileSize, this.#budget, progress),
       );
