@@ -15,6 +15,8 @@ const ui = {
   result: $("result"), summary: $("summary"), download: $("download"),
   quality: $("quality"), qualityValue: $("quality-value"), downloadJpeg: $("download-jpeg"),
   modelNote: $("model-note"), offlineNote: $("offline-note"), overlay: $("drop-overlay"),
+  estimateText: $("estimate-text"), estimateWarning: $("estimate-warning"), estimateWarningText: $("estimate-warning-text"),
+  useFaster: $("use-faster"), compareMode: $("compare-mode"),
 };
 const compare = new Compare({
   wrap: $("compare-wrap"), scroller: $("compare"), stage: $("canvas-stage"), before: $("before"), after: $("after"),
@@ -31,7 +33,14 @@ const presets = {
   best: { steps: 1, ensemble: "dihedral" },
 };
 const EVALUATIONS = { off: 1, flips: 4, dihedral: 8 };
-const state = { ready: false, backend: null, info: null, image: null, name: "", run: null, resultUrl: null };
+// Runs longer than this get a warning before they start, with a faster preset to switch to.
+const LONG_RUN_SECONDS = 60;
+const state = {
+  ready: false, backend: null, workers: 1, info: null, image: null, name: "", run: null, resultUrl: null,
+  // The last two results of this photo, for the A/B comparison: { pixels, label }.
+  results: [], compare: "photo",
+  estimate: null, // the estimate of the run the settings describe: { seconds, ... }
+};
 
 // ---------- status, buttons, progress ----------
 
@@ -56,44 +65,133 @@ function seconds(s) {
   return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-// Seconds per megapixel per network evaluation (one plain step, or one view
-// of an ensemble step) measured on this device, per backend (kept in
-// localStorage: one number, nothing about the photo). On WebGPU the package
-// reports a step when it is queued, not when the GPU has finished it, so the
-// fraction alone cannot give a time; the measured speed can.
-const speedKey = () => `realdenoise.secondsPerMegapixelStep.${state.backend}`;
-function knownSpeed() {
-  const value = Number(localStorage.getItem(speedKey()));
-  return Number.isFinite(value) && value > 0 ? value : null;
-}
-function rememberSpeed(elapsed, megapixels, evaluations) {
+// This device's speed: seconds one worker takes per megapixel per network
+// evaluation, measured by the package (its first estimate times a small
+// tile; every finished run measures it again) and kept per backend in
+// localStorage (one number, nothing about the photo), so that the next
+// visit estimates without the calibration tile.
+const speedKey = (backend) => `realdenoise.secondsPerMegapixelEvaluation.${backend}`;
+function knownSpeed(backend) {
   try {
-    localStorage.setItem(speedKey(), String(elapsed / (megapixels * evaluations)));
+    const value = Number(localStorage.getItem(speedKey(backend)));
+    return Number.isFinite(value) && value > 0 ? value : null;
   } catch {
-    // storage may be disabled; the ETA then comes from the progress alone
+    return null; // storage may be disabled
   }
 }
+engine.onSpeed = (backend, speed) => {
+  try {
+    if (speed > 0) localStorage.setItem(speedKey(backend), String(speed));
+  } catch {
+    // storage may be disabled; the package measures again
+  }
+};
 
-function timeLeft(p, elapsed, work) {
-  const speed = knownSpeed();
-  const byHistory = speed ? speed * work - elapsed : null;
+/**
+ * Time left: the estimate made before the run, handed over to the measured
+ * fraction as it grows (the fraction alone swings while tiles of unequal
+ * cost finish; the estimate alone drifts when the device is busy).
+ */
+function timeLeft(p, elapsed, estimate) {
+  const byEstimate = estimate ? Math.max(0, estimate.seconds - elapsed) : null;
   const byFraction = p.fraction > 0 && elapsed > 0.5 ? (elapsed * (1 - p.fraction)) / p.fraction : null;
-  const estimate = state.backend === "webgpu" ? byHistory : byFraction ?? byHistory;
-  if (estimate !== null && estimate > 0.5) return `about ${seconds(estimate)} left`;
-  if (p.fraction >= 1 || (estimate !== null && estimate <= 0.5)) return state.backend === "webgpu" ? "finishing on the GPU…" : "finishing…";
+  let left = byFraction ?? byEstimate;
+  if (byFraction !== null && byEstimate !== null) {
+    const trust = Math.min(1, p.fraction * 2);
+    left = trust * byFraction + (1 - trust) * byEstimate;
+  }
+  if (left !== null && left > 0.5) return `about ${seconds(left)} left`;
+  if (left !== null || p.fraction >= 1) return "finishing…";
   return "estimating time left…";
 }
 
-function showRunProgress(p, started, work) {
+/**
+ * "Step 1 of 1" while step 1 runs: the package reports a step when it is
+ * done (`step` of `steps`, 0 before the first) and, with several views,
+ * each view as it is done (`evaluation` of `evaluations` within `step`).
+ */
+function runningStep(p) {
+  const views = p.evaluations ?? 1;
+  if (p.step >= 1 && (p.evaluation ?? views) < views) return { step: p.step, view: p.evaluation + 1 };
+  return { step: Math.min(p.steps, p.step + 1), view: 1 };
+}
+
+function showRunProgress(p, started, estimate) {
   if (p.stage !== "denoise" || !p.steps) return;
-  const total = p.steps * p.tiles * (p.evaluations ?? 1);
-  ui.progress.max = total;
-  ui.progress.value = Math.min(total, p.fraction * total);
+  ui.progress.max = 1000;
+  ui.progress.value = Math.round(Math.min(1, p.fraction) * 1000);
   const elapsed = (performance.now() - started) / 1000;
-  const view = p.evaluations > 1 && p.step > 0 ? ` (view ${Math.max(1, p.evaluation)} of ${p.evaluations})` : "";
-  ui.progressText.textContent = `Step ${p.step} of ${p.steps}${view} · tile ${p.tile} of ${p.tiles} · ${timeLeft(p, elapsed, work)}`;
+  const { step, view } = runningStep(p);
+  const views = p.evaluations > 1 ? ` (view ${view} of ${p.evaluations})` : "";
+  const where = p.workers > 1 && p.tiles > 1
+    ? `${p.tilesDone ?? 0} of ${p.tiles} tiles done on ${p.workers} CPU workers`
+    : `Step ${step} of ${p.steps}${views} · tile ${p.tile} of ${p.tiles}`;
+  ui.progressText.textContent = `${where} · ${Math.floor(p.fraction * 100)}% · ${timeLeft(p, elapsed, estimate)}`;
+  ui.progressText.dataset.step = String(step);
   document.title = `${Math.floor(p.fraction * 100)}% · ${TITLE}`;
 }
+
+// ---------- the estimate before a run ----------
+
+function currentOptions() {
+  return { steps: Number(ui.steps.value), sampler: ui.sampler.value, ensemble: ui.ensemble.value, strength: Number(ui.strength.value) };
+}
+
+/** Evaluations per tile: what the time of a run is proportional to. */
+const workOf = (options) => Math.min(options.steps, Math.round(options.strength * (state.info?.timesteps ?? 1000))) * EVALUATIONS[options.ensemble];
+
+let estimating = 0;
+/**
+ * Says how long the run the settings describe should take on this device,
+ * before it starts; over LONG_RUN_SECONDS it warns and offers Fast when
+ * that is quicker. The first estimate times one small tile in the worker.
+ */
+async function refreshEstimate() {
+  const ticket = ++estimating;
+  ui.estimateWarning.hidden = true;
+  state.estimate = null;
+  if (!state.ready || !state.image || state.run !== null) {
+    if (!state.image) ui.estimateText.textContent = "";
+    return;
+  }
+  const options = currentOptions();
+  if (!Number.isInteger(options.steps) || options.steps < 1 || options.steps > Number(ui.steps.max)) {
+    ui.estimateText.textContent = "";
+    return;
+  }
+  const { width, height } = state.image;
+  ui.estimateText.textContent = "Estimating the time on this device…";
+  let estimate;
+  try {
+    estimate = await engine.estimate(width, height, options);
+  } catch {
+    if (ticket === estimating) ui.estimateText.textContent = "";
+    return;
+  }
+  if (ticket !== estimating) return; // the settings changed meanwhile
+  state.estimate = estimate;
+  const where = state.backend === "webgpu" ? "the GPU"
+    : estimate.workers > 1 ? `${estimate.workers} CPU workers` : "the CPU";
+  ui.estimateText.textContent = `About ${seconds(estimate.seconds)} on this device (${estimate.tiles} tile${estimate.tiles === 1 ? "" : "s"} on ${where}).`;
+  ui.estimateText.dataset.seconds = estimate.seconds.toFixed(2);
+  ui.estimateText.dataset.basis = estimate.basis;
+  const fast = { ...options, ...presets.fast };
+  const work = workOf(options);
+  if (estimate.seconds > LONG_RUN_SECONDS && work > workOf(fast)) {
+    const faster = (estimate.seconds * workOf(fast)) / work;
+    ui.estimateWarningText.textContent = `This is a long run: about ${seconds(estimate.seconds)}.`;
+    ui.useFaster.textContent = `Use Fast instead (about ${seconds(faster)})`;
+    ui.estimateWarning.hidden = false;
+  }
+}
+
+ui.useFaster.addEventListener("click", () => {
+  const radio = ui.form.querySelector("input[name=preset][value=fast]");
+  radio.checked = true;
+  applyPreset("fast");
+  refreshEstimate();
+  ui.denoise.focus();
+});
 
 // ---------- presets and settings ----------
 
@@ -134,12 +232,16 @@ function applyInfo(info) {
 
 ui.form.addEventListener("change", (event) => {
   if (event.target.name === "preset") applyPreset(event.target.value);
+  refreshEstimate();
 });
 function markPreset() {
   const name = presetFor(Number(ui.steps.value), ui.ensemble.value);
   for (const radio of ui.form.querySelectorAll("input[name=preset]")) radio.checked = radio.value === name;
 }
-ui.steps.addEventListener("input", markPreset);
+ui.steps.addEventListener("input", () => {
+  markPreset();
+  refreshEstimate();
+});
 ui.ensemble.addEventListener("change", markPreset);
 ui.strength.addEventListener("input", () => {
   ui.strengthValue.textContent = `${Math.round(Number(ui.strength.value) * 100)}%`;
@@ -165,6 +267,10 @@ function showLoadProgress(p) {
     ui.progressText.dataset.bytes = `${p.stage}:${p.loaded}:${p.total ?? ""}`;
     return;
   }
+  if (p.stage === "workers") {
+    ui.progressText.textContent = `Starting the CPU workers: ${p.loaded} of ${p.total}…`;
+    return;
+  }
   ui.progressText.textContent = `Loading the model: ${{ init: "starting", backend: "choosing WebGPU or the CPU", model: "preparing", ready: "ready" }[p.stage] ?? p.stage}…`;
 }
 
@@ -183,8 +289,9 @@ async function loadModel(choice) {
   ui.backendNote.textContent = "";
   setStatus("loading the model");
   try {
-    const { backend, reason, info, fellBack } = await engine.load(choice, showLoadProgress);
+    const { backend, reason, info, fellBack, workers } = await engine.load(choice, showLoadProgress, knownSpeed);
     state.backend = backend;
+    state.workers = workers;
     state.info = info;
     applyInfo(info);
     ui.backend.textContent = backend === "webgpu" ? "WebGPU" : "CPU";
@@ -204,6 +311,7 @@ async function loadModel(choice) {
     ui.progressText.textContent = "\u00a0";
     setStatus(state.image ? "ready" : "ready: open a photo");
     refreshButtons();
+    refreshEstimate();
     // A photo opened while the model loaded: Denoise is next.
     if (state.image && (document.activeElement === document.body || document.activeElement === null)) ui.denoise.focus();
   } catch (error) {
@@ -241,7 +349,7 @@ async function checkBeforeDecoding(blob, name) {
 
 async function openBlob(blob, name) {
   if (!(await checkBeforeDecoding(blob, name))) return;
-  if (state.run !== null) engine.cancel(state.run);
+  if (state.run !== null) state.run.abort();
   let pixels;
   try {
     const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image", premultiplyAlpha: "none" });
@@ -257,6 +365,7 @@ async function openBlob(blob, name) {
   }
   state.image = pixels;
   state.name = name;
+  state.results = [];
   clearResult();
   ui.empty.hidden = true;
   ui.viewer.hidden = false;
@@ -267,6 +376,7 @@ async function openBlob(blob, name) {
   ui.progressText.textContent = "\u00a0";
   if (state.ready) setStatus("ready");
   refreshButtons();
+  refreshEstimate();
   // Next: Denoise (or, while the model still loads, once it is ready: see loadModel).
   if (!ui.denoise.disabled) ui.denoise.focus();
   else document.activeElement?.blur?.();
@@ -335,6 +445,44 @@ function clearResult() {
   ui.download.removeAttribute("href");
   ui.result.hidden = true;
   compare.clearAfter();
+  showCompareMode("photo");
+}
+
+// ---------- comparing two results (A/B) ----------
+
+/**
+ * "photo": the photo (left) against the latest result (right).
+ * "ab": the previous result, A (left), against the latest, B (right): two
+ * presets or settings side by side, at the same zoom and divider.
+ */
+function showCompareMode(mode) {
+  const [a, b] = state.results.length === 2 ? state.results : [null, state.results[0] ?? null];
+  if (mode === "ab" && !a) mode = "photo";
+  state.compare = mode;
+  ui.compareMode.hidden = !a;
+  for (const button of ui.compareMode.querySelectorAll("[data-compare]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.compare === mode));
+  }
+  if (!state.image) return;
+  if (mode === "ab") {
+    compare.paintBefore(a.pixels);
+    compare.setLabels(`A · ${a.label}`, `B · ${b.label}`);
+  } else {
+    compare.paintBefore(state.image);
+    compare.setLabels("Before", b ? `After · ${b.label}` : "After");
+  }
+}
+
+for (const button of ui.compareMode.querySelectorAll("[data-compare]")) {
+  button.addEventListener("click", () => showCompareMode(button.dataset.compare));
+}
+
+/** "Balanced · 4 steps" or "4 steps" for settings that are no preset. */
+function settingsLabel(options) {
+  const name = presetFor(options.steps, options.ensemble);
+  const label = presetLabel(options);
+  const strength = options.strength === 1 ? "" : ` · ${Math.round(options.strength * 100)}%`;
+  return `${name ? `${name[0].toUpperCase()}${name.slice(1)} · ` : ""}${label}${strength}`;
 }
 
 function outputName(extension) {
@@ -358,9 +506,9 @@ async function run() {
     return;
   }
   const options = { steps, sampler: ui.sampler.value, ensemble: ui.ensemble.value, strength: Number(ui.strength.value) };
-  const evaluations = steps * EVALUATIONS[options.ensemble];
-  const { width, height } = state.image;
-  const copy = new Uint8ClampedArray(state.image.data); // transferred to the worker
+  const estimate = state.estimate;
+  estimating += 1; // an estimate still on its way is for settings of the past
+  ui.estimateWarning.hidden = true;
   // The last result (and its downloads) stays until this run replaces it.
   ui.result.classList.toggle("previous", !ui.result.hidden);
   ui.progress.max = 1;
@@ -368,16 +516,17 @@ async function run() {
   ui.progressText.textContent = "Starting…";
   setStatus("denoising");
   const started = performance.now();
-  const megapixels = (width * height) / 1e6;
   let last = null;
   let ticker = null;
-  const { id, result } = engine.denoise({ data: copy, width, height }, options, (p) => {
+  const controller = new AbortController();
+  // The package copies what it sends to the workers; the photo stays ours.
+  const result = engine.denoise(state.image, options, (p) => {
     if (p.stage === "denoise" && p.steps) last = p;
-    showRunProgress(p, started, megapixels * evaluations);
-  });
+    showRunProgress(p, started, estimate);
+  }, controller.signal);
   // Keep the time left moving between progress events.
-  ticker = setInterval(() => last && showRunProgress(last, started, megapixels * evaluations), 1000);
-  state.run = id;
+  ticker = setInterval(() => last && showRunProgress(last, started, estimate), 1000);
+  state.run = controller;
   refreshButtons();
   ui.cancel.focus(); // Denoise is disabled while it runs; Cancel (or Esc) is next
   let next = ui.denoise;
@@ -385,8 +534,10 @@ async function run() {
     const out = await result;
     const elapsed = (performance.now() - started) / 1000;
     clearInterval(ticker);
-    if (options.strength === 1) rememberSpeed(elapsed, megapixels, evaluations);
-    compare.setAfter(new ImageData(out.data, out.width, out.height));
+    const pixels = new ImageData(out.data, out.width, out.height);
+    compare.setAfter(pixels);
+    state.results = [...state.results, { pixels, label: settingsLabel(options) }].slice(-2);
+    showCompareMode(state.compare);
     const png = await canvasBlob("image/png");
     if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
     state.resultUrl = URL.createObjectURL(png);
@@ -397,6 +548,10 @@ async function run() {
     const views = options.ensemble === "off" ? "" : ` × ${EVALUATIONS[options.ensemble]} views`;
     ui.summary.textContent = `Denoised on ${backend} in ${seconds(elapsed)} · ${steps} step${steps === 1 ? "" : "s"}${views}, ${tiles} tile${tiles === 1 ? "" : "s"}, ${options.sampler} sampler, strength ${Math.round(options.strength * 100)}%`;
     ui.summary.dataset.seconds = elapsed.toFixed(2);
+    if (estimate) {
+      ui.summary.dataset.estimated = estimate.seconds.toFixed(2);
+      ui.summary.textContent += ` (estimated ${seconds(estimate.seconds)})`;
+    }
     ui.result.hidden = false;
     ui.progress.value = ui.progress.max;
     ui.progressText.textContent = `Finished in ${seconds(elapsed)}. Drag across the photo to compare.`;
@@ -419,21 +574,8 @@ async function run() {
     clearInterval(ticker);
     state.run = null;
     document.title = TITLE;
-    if (engine.restarted) {
-      // A hard cancel replaced the worker; wait for the model to be back.
-      state.ready = false;
-      refreshButtons();
-      const restarted = engine.restarted;
-      engine.restarted = null;
-      try {
-        await restarted;
-        state.ready = true;
-      } catch (error) {
-        setStatus(`error: the model did not reload (${error.message})`, "error");
-        next = ui.engineChoice;
-      }
-    }
     refreshButtons();
+    refreshEstimate();
     if (state.image) focusOn(next);
   }
 }
@@ -442,7 +584,7 @@ function cancel() {
   if (state.run === null) return;
   setStatus("cancelling");
   ui.cancel.disabled = true;
-  engine.cancel(state.run);
+  state.run.abort();
 }
 
 ui.form.addEventListener("submit", (event) => {

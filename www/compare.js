@@ -24,6 +24,20 @@ export class Compare {
     this.setZoom("fit");
   }
 
+  /**
+   * Paints the left side without touching the zoom or the result: the
+   * photo, or in an A/B comparison the earlier of two results.
+   */
+  paintBefore(imageData) {
+    this.before.getContext("2d").putImageData(imageData, 0, 0);
+  }
+
+  /** The corner labels of the two sides. */
+  setLabels(before, after) {
+    this.tagBefore.textContent = before;
+    this.tagAfter.textContent = after;
+  }
+
   setAfter(imageData) {
     this.after.getContext("2d").putImageData(imageData, 0, 0);
     this.hasAfter = true;

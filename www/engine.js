@@ -1,40 +1,48 @@
-// The page's side of the realdenoise worker: the package's public
-// `realdenoise/worker-client` (WorkerDenoiser) does the protocol; this adds
-// the demo's policies. Cancel aborts the run's AbortSignal (the worker gets
-// `cancel`); if a long step does not yield within HARD_CANCEL_MS the worker
-// is terminated and a new one loaded, so Cancel answers within about a second.
+// The page's side of the realdenoise workers: the package's public
+// `realdenoise/worker-client` (WorkerDenoiser) does the protocol, the pool
+// of CPU workers and the time estimates; this adds the demo's policies.
+//
+// Cancel aborts the run's AbortSignal: the client rejects at once and the
+// workers stop at their next check between network evaluations. On WebGPU
+// that is within one evaluation (the package waits for the GPU at each), so
+// the model stays loaded and the next run simply queues behind it. On the
+// CPU one evaluation of a large tile can take many seconds, so if the
+// workers have not stopped within HARD_CANCEL_MS they are terminated and the
+// model is loaded again (from the package's Cache API entry: about a second).
 import { WorkerDenoiser } from "./vendor/realdenoise/worker-client.js";
 
 const WEIGHTS_URL = new URL("./vendor/realdenoise/realdenoise.rdnz", import.meta.url);
-// Replacing the worker costs a model reload from the Cache API (about 0.2 s on
-// the CPU path here), so a second is long enough to wait for a step boundary.
 const HARD_CANCEL_MS = 1000;
 
 export class Engine {
   #client = null;
-  #nextRun = 1;
-  #runs = new Map(); // id -> { controller, timer }
   #backendChoice = "auto";
-  loaded = null; // Promise<{ backend, reason, info, fellBack }>
-  restarted = null; // the reload after a hard cancel, while it is pending
+  loaded = null; // Promise<{ backend, reason, info, fellBack, workers }>
+  /** Replacements of the workers after a hard cancel (for the tests). */
+  reloads = 0;
+  /** Called with the client's speed after each finished run (to remember it). */
+  onSpeed = null;
 
   /**
-   * Starts a worker and loads the model; resolves to { backend, reason, info, fellBack }
-   * (reason: the package's `backendReason`, why that backend).
+   * Starts the workers and loads the model; resolves to
+   * { backend, reason, info, fellBack, workers } (reason: the package's
+   * `backendReason`, why that backend). `speed`: seconds per megapixel-
+   * evaluation remembered from an earlier visit, if any, for the estimates.
    */
-  load(backend = this.#backendChoice, onProgress) {
+  load(backend = this.#backendChoice, onProgress, speed = null) {
     this.#backendChoice = backend;
     this.#client?.terminate();
     this.#client = null;
     this.loaded = WorkerDenoiser.load({ backend, weights: WEIGHTS_URL.href, onProgress }).then(
       (client) => {
         this.#client = client;
-        return { backend: client.backend, reason: client.backendReason, info: client.info, fellBack: null };
+        if (typeof speed === "function") client.speed = speed(client.backend);
+        return { backend: client.backend, reason: client.backendReason, info: client.info, fellBack: null, workers: client.workers };
       },
       async (error) => {
         // A WebGPU adapter that cannot run the model: say so and use the CPU.
         if (backend !== "cpu") {
-          const fallback = await this.load("cpu", onProgress);
+          const fallback = await this.load("cpu", onProgress, speed);
           return { ...fallback, fellBack: error };
         }
         throw error;
@@ -43,34 +51,40 @@ export class Engine {
     return this.loaded;
   }
 
-  /**
-   * Denoises RGBA pixels in the worker.
-   * Returns { id, result: Promise<ImageData> }.
-   */
-  denoise(image, options, onProgress) {
-    const id = this.#nextRun++;
-    const controller = new AbortController();
-    const run = { controller, timer: null };
-    this.#runs.set(id, run);
-    const result = this.#client.denoise(image, { ...options, onProgress, signal: controller.signal });
-    result.finally(() => {
-      clearTimeout(run.timer);
-      this.#runs.delete(id);
-    }).catch(() => {});
-    return { id, result };
+  /** The package's estimate for a photo: { seconds, tiles, workers, basis, ... }. */
+  estimate(width, height, options) {
+    return this.#client.estimate(width, height, options);
   }
 
-  cancel(id) {
-    const run = this.#runs.get(id);
-    if (!run || run.controller.signal.aborted) return;
-    run.controller.abort();
-    run.timer = setTimeout(() => {
-      if (!this.#runs.has(id)) return;
-      // The worker is inside a long step: end it (its calls reject with an
-      // AbortError) and reload the model in a new one.
-      this.#client?.terminate();
-      this.#client = null;
-      this.restarted = this.load(this.#backendChoice);
-    }, HARD_CANCEL_MS);
+  /**
+   * Denoises RGBA pixels in the workers; resolves to ImageData. `signal`
+   * cancels: the promise rejects with an AbortError once control is back
+   * (at once on WebGPU; on the CPU after the workers stopped or were replaced).
+   */
+  async denoise(image, options, onProgress, signal) {
+    const client = this.#client;
+    try {
+      const out = await client.denoise(image, { ...options, onProgress, signal });
+      this.onSpeed?.(client.backend, client.speed);
+      return out;
+    } catch (error) {
+      if (error.name === "AbortError" && client.backend === "cpu") await this.#stopOrReplace(client);
+      throw error;
+    }
+  }
+
+  async #stopOrReplace(client) {
+    let timer;
+    const late = new Promise((resolve) => {
+      timer = setTimeout(() => resolve("late"), HARD_CANCEL_MS);
+    });
+    const outcome = await Promise.race([client.whenIdle().then(() => "idle"), late]);
+    clearTimeout(timer);
+    if (outcome === "idle" || client !== this.#client) return;
+    // The workers are inside a long evaluation: end them and load the
+    // model in new ones, keeping the measured speed.
+    const speed = client.speed;
+    this.reloads += 1;
+    await this.load(this.#backendChoice, undefined, () => speed);
   }
 }

@@ -230,8 +230,11 @@ test("WebGPU: a Balanced run on a noisy photo finishes; progress, download, requ
     await page.click("[data-testid=zoom-1to1]");
     await page.screenshot({ path: join(shots, "demo-after-1to1.png") });
 
-    // Cancel while the GPU works through queued steps: the page replaces the
-    // worker, says "cancelled" and gets ready again.
+    // Cancel on WebGPU: the package stops the worker at its next network
+    // evaluation (it waits for the GPU at each), so control is back within
+    // 2 s and the model stays loaded: no new worker, no second wasm download.
+    const wasmFetches = () => requests.filter((r) => r.url.endsWith("/realdenoise_bg.wasm")).length;
+    const fetchedBefore = wasmFetches();
     await choosePreset(page, "best");
     await page.click("[data-testid=denoise]");
     await page.waitForFunction(() => document.querySelector("[data-testid=progress]").value > 0, null, { timeout: RUN_TIMEOUT, polling: 50 });
@@ -240,7 +243,10 @@ test("WebGPU: a Balanced run on a noisy photo finishes; progress, download, requ
     await waitForStatus(page, /^cancelled$/, 30_000);
     const cancelled = (Date.now() - clicked) / 1000;
     await page.waitForSelector("[data-testid=denoise]:not([disabled])", { timeout: 120_000 });
-    report["WebGPU cancel"] = { secondsToCancelled: cancelled, secondsToReady: (Date.now() - clicked) / 1000, backend: await page.textContent("[data-testid=backend]") };
+    const ready = (Date.now() - clicked) / 1000;
+    report["WebGPU cancel"] = { secondsToCancelled: cancelled, secondsToReady: ready, backend: await page.textContent("[data-testid=backend]") };
+    assert.ok(ready < 2, `Denoise was back ${ready} s after Cancel`);
+    assert.equal(wasmFetches(), fetchedBefore, "Cancel replaced the worker (the wasm was fetched again)");
     assert.equal(await page.textContent("[data-testid=backend]"), "WebGPU");
 
     // The <progress> advanced through the run, with step and tile text.
@@ -249,7 +255,10 @@ test("WebGPU: a Balanced run on a noisy photo finishes; progress, download, requ
     assert.ok(ratios.length >= 2, `progress seen: ${JSON.stringify(balanced.seen.slice(0, 20))}`);
     assert.ok(ratios.every((r, i) => i === 0 || r >= ratios[i - 1]), `progress went back: ${ratios}`);
     assert.ok(ratios.at(-1) > ratios[0]);
-    assert.ok(balanced.progressText.some((t) => /Step \d+ of \d+ · tile 1 of 1 · (about .* left|estimating)/.test(t)), balanced.progressText.join("\n"));
+    assert.ok(balanced.progressText.some((t) => /Step \d+ of \d+ · tile 1 of 1 · \d+% · (about .* left|estimating|finishing)/.test(t)), balanced.progressText.join("\n"));
+    // Steps counted from 1: "Step 1 of 4" while the first step runs, never "Step 0".
+    assert.ok(balanced.progressText.some((t) => /^Step 1 of \d+/.test(t)), balanced.progressText.join("\n"));
+    assert.ok(!balanced.progressText.some((t) => /^Step 0/.test(t)), balanced.progressText.join("\n"));
     const info = await page.evaluate(() => document.querySelector("#balanced-steps").textContent);
     assert.equal(`${balanced.steps} steps`, info);
     assert.match(balanced.summary, /^Denoised on WebGPU in [\d.]+ s/);
@@ -560,6 +569,95 @@ test("load shows byte progress; the last result stays through a new run and its 
   }
 });
 
+/** A screenshot of a new state: into out/e2e/, and with E2E_DOCS=1 also docs/. */
+async function stateShot(page, name) {
+  await page.waitForTimeout(300); // the progress bar's 0.2 s transition
+  await page.screenshot({ path: join(shots, name), animations: "disabled" });
+  if (process.env.E2E_DOCS) await page.screenshot({ path: join(root, "docs", name), animations: "disabled" });
+}
+
+/** A checksum of a canvas's pixels, to tell which image it shows. */
+const canvasSum = (page, id) => page.evaluate((id) => {
+  const canvas = document.getElementById(id);
+  const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum = (sum * 31 + data[i]) % 1_000_000_007;
+  return sum;
+}, id);
+
+// The estimate before a run: made from the device's measured speed (here a
+// slow device is simulated by a remembered speed of 20,000 s per megapixel-
+// evaluation), a warning for a long run that offers Fast, and the real
+// speed taking over after a run. Then A/B: the two last results side by side.
+test("the estimate before a run warns about a long one and offers Fast; steps count from 1; A/B compares two presets", { timeout: 600_000 }, async () => {
+  const { context, page, problems } = await open({ webgpu: false });
+  try {
+    await context.addInitScript(() => {
+      if (!sessionStorage.getItem("seeded")) {
+        localStorage.setItem("realdenoise.secondsPerMegapixelEvaluation.cpu", "20000");
+        sessionStorage.setItem("seeded", "1");
+      }
+    });
+    await loadPage(page);
+    await page.setInputFiles("[data-testid=file-input]", NOISY);
+    await page.waitForSelector("#viewer:not([hidden])");
+    await choosePreset(page, "balanced");
+    await page.waitForSelector("[data-testid=estimate-warning]:not([hidden])", { timeout: 30_000 });
+    const estimate = await page.textContent("[data-testid=estimate-text]");
+    const warning = await page.textContent("[data-testid=estimate-warning]");
+    // 96 x 96 px = 0.0092 MP, 4 evaluations, 20,000 s each: 737 s; Fast: 184 s.
+    assert.match(estimate, /^About 12 min 17 s on this device \(1 tile on the CPU\)\.$/);
+    assert.match(warning, /This is a long run: about 12 min 17 s\.\s*Use Fast instead \(about 3 min 4 s\)/);
+    await stateShot(page, "demo-estimate-warning.png");
+    await page.click("[data-testid=use-faster]");
+    assert.equal(await page.isChecked("[data-testid=preset-fast]"), true);
+    await page.waitForFunction(() => /^About 3 min 4 s/.test(document.querySelector("[data-testid=estimate-text]").textContent), null, { timeout: 10_000 });
+    assert.equal(await page.isHidden("[data-testid=estimate-warning]"), true, "Fast itself is not warned about");
+    assert.equal(await focused(page), "denoise");
+
+    // A Fast run: "Step 1 of 1" while it runs, never "Step 0".
+    await page.evaluate(() => (window.__seen.length = 0));
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/);
+    assert.equal(await status(page), "done");
+    const texts = (await page.evaluate(() => window.__seen.map((s) => s.text))).filter((t) => /^Step/.test(t ?? ""));
+    assert.ok(texts.some((t) => /^Step 1 of 1 · tile 1 of 1/.test(t)), texts.join("\n"));
+    assert.ok(!texts.some((t) => /^Step 0/.test(t)), texts.join("\n"));
+    assert.match(await page.textContent("[data-testid=summary]"), /\(estimated 3 min 4 s\)$/);
+    const fastResult = await canvasSum(page, "after");
+    // The run measured the real speed: the next estimate uses it.
+    await page.waitForFunction(() => Number(document.querySelector("[data-testid=estimate-text]").dataset.seconds) < 60, null, { timeout: 30_000 });
+    const realEstimate = Number(await page.getAttribute("[data-testid=estimate-text]", "data-seconds"));
+    const fastSeconds = Number(await page.getAttribute("[data-testid=summary]", "data-seconds"));
+    assert.ok(realEstimate < 60, `the estimate after a ${fastSeconds} s run is ${realEstimate} s`);
+    report["estimate after a run"] = { fastSeconds, nextEstimate: realEstimate, text: await page.textContent("[data-testid=estimate-text]") };
+
+    // A Balanced run, then A/B: A = the Fast result, B = the Balanced one.
+    assert.equal(await page.isHidden("#compare-mode"), true, "A/B offered with one result");
+    await choosePreset(page, "balanced");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/);
+    assert.equal(await status(page), "done");
+    const balancedResult = await canvasSum(page, "after");
+    assert.notEqual(balancedResult, fastResult);
+    const photo = await canvasSum(page, "before");
+    await page.click("[data-testid=compare-ab]");
+    assert.equal(await page.getAttribute("[data-testid=compare-ab]", "aria-pressed"), "true");
+    assert.equal(await page.textContent("#tag-before"), "A · Fast · 1 step");
+    assert.equal(await page.textContent("#tag-after"), "B · Balanced · 4 steps");
+    assert.equal(await canvasSum(page, "before"), fastResult);
+    assert.equal(await canvasSum(page, "after"), balancedResult);
+    await page.screenshot({ path: join(shots, "demo-ab-crop.png"), animations: "disabled" });
+    await page.click("[data-testid=compare-photo]");
+    assert.equal(await canvasSum(page, "before"), photo);
+    assert.equal(await page.textContent("#tag-before"), "Before");
+    assert.equal(await page.textContent("#tag-after"), "After · Balanced · 4 steps");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
 test("a 24-megapixel photo opens, is split into tiles, and Cancel stops it", { timeout: 600_000 }, async () => {
   const { context, page, requests, problems } = await open({ webgpu: false });
   try {
@@ -585,9 +683,12 @@ test("a 24-megapixel photo opens, is split into tiles, and Cancel stops it", { t
     await page.waitForFunction(() => /6000×4000 · 24\.0 MP/.test(document.querySelector("#photo-name").textContent), null, { timeout: 60_000 });
     await choosePreset(page, "fast");
     await page.click("[data-testid=denoise]");
-    await page.waitForFunction(() => /^Step \d+ of 1 · tile \d+ of \d+/.test(document.querySelector("[data-testid=progress-text]").textContent), null, { timeout: 120_000, polling: 100 });
+    // On the CPU the tiles are shared by the pool of workers (one per core).
+    const pattern = /^Step \d+ of 1 · tile \d+ of (\d+)|^\d+ of (\d+) tiles done on \d+ CPU workers/;
+    await page.waitForFunction((source) => new RegExp(source).test(document.querySelector("[data-testid=progress-text]").textContent), pattern.source, { timeout: 120_000, polling: 100 });
     const text = await page.textContent("[data-testid=progress-text]");
-    const tiles = Number(text.match(/tile \d+ of (\d+)/)[1]);
+    const match = text.match(pattern);
+    const tiles = Number(match[1] ?? match[2]);
     assert.ok(tiles > 1, `a 24 MP photo is tiled: ${text}`);
     const clicked = Date.now();
     await page.click("[data-testid=cancel]");
@@ -749,6 +850,17 @@ test("docs screenshots: the example photo, desktop and phone", { skip: !process.
     // the page must not scroll sideways.
     await page.waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, { timeout: 10_000 });
     await page.screenshot({ path: join(root, "docs/demo-phone.png"), fullPage: true, animations: "disabled" });
+    // Two presets side by side: Balanced (A) against Best (B), at 1:1 on the cat's face.
+    await page.setViewportSize({ width: 1280, height: 820 });
+    await choosePreset(page, "best");
+    await page.click("[data-testid=denoise]");
+    await waitForStatus(page, /^done$|^error/, 840_000);
+    assert.equal(await status(page), "done");
+    await page.click("[data-testid=compare-ab]");
+    assert.equal(await page.textContent("#tag-before"), "A · Balanced · 4 steps");
+    assert.equal(await page.textContent("#tag-after"), "B · Best · 8 views");
+    await page.click("[data-testid=zoom-1to1]");
+    await stateShot(page, "demo-ab.png");
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
