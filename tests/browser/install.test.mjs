@@ -241,7 +241,7 @@ test("worker client: progress, AbortSignal cancels (posts cancel), error classes
       isImageData: true, width: 64, inputKept: true, sawStages: true, lastFraction: 1, aborted: "AbortError", backend: "cpu",
       reason: "the CPU backend was requested", abortIsClass: true, inputIsClass: true, weightsIsClass: true,
       concurrent: [64, 64], memory: null, afterDispose: "InputError",
-      unknownOption: 'InputError: unknown load option "backnd" (known: weights, backend, onProgress, worker)',
+      unknownOption: 'InputError: unknown load option "backnd" (known: weights, backend, onProgress, worker, workers)',
     }, messages.join("\n"));
   } finally {
     await browser.close();

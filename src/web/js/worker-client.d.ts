@@ -64,7 +64,7 @@ export interface Estimate {
   evaluations: number;
   /** Seconds one worker takes per megapixel per evaluation here. */
   speed: number;
-  /** "run": the speed was measured by a finished run (or set); "calibration": by timing one small tile just now (128 px on the CPU, 64 px after a warm-up on WebGPU). */
+  /** "run": the speed was measured by a finished run (or set); "calibration": by timing one small tile just now (128 px on the CPU, 64 px on WebGPU, each after an untimed warm-up run). */
   basis: "run" | "calibration";
 }
 

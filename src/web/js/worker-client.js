@@ -30,8 +30,8 @@ const MAX_WORKERS = 64;
 /**
  * Side of the tile timed by estimate() when this device's speed is unknown:
  * on the CPU about a third of a second here; on WebGPU smaller, since the
- * timed tile (and a warm-up that compiles the shaders) delays a run started
- * meanwhile, by seconds on a software renderer.
+ * timed tile (and its warm-up run) delays a run started meanwhile, by
+ * seconds on a software renderer.
  */
 const CALIBRATION_SIDE = { cpu: 128, webgpu: 64 };
 
@@ -546,7 +546,7 @@ export class WorkerDenoiser {
     return { seconds: this.speed * makespan(plan, workers), tiles, workers, evaluations: plan.evaluations, speed: this.speed, basis };
   }
 
-  /** Times one evaluation of a small tile (after a warm-up on WebGPU, whose first run compiles the shaders). */
+  /** Times one evaluation of a small tile, after an untimed warm-up run of it. */
   async #calibrate() {
     const side = CALIBRATION_SIDE[this.backend] ?? 128;
     const tile = () => {
@@ -555,7 +555,11 @@ export class WorkerDenoiser {
       return { data, width: side, height: side };
     };
     const options = { steps: 1, ensemble: "off", strength: 1 };
-    if (this.backend === "webgpu") await this.#primary.request({ type: "tile", image: tile(), options });
+    // The first run is not timed: on WebGPU it compiles the shaders; on the
+    // CPU the browser first runs WebAssembly from its quick baseline
+    // compiler and moves hot code to optimised code as it runs (timing that
+    // first run put a 9-tile estimate 2.6 times over the real run).
+    await this.#primary.request({ type: "tile", image: tile(), options });
     const image = tile();
     const started = performance.now();
     await this.#primary.request({ type: "tile", image, options }, [image.data.buffer]);
