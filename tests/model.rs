@@ -105,7 +105,7 @@ fn pixel_unshuffle_folds_each_2x2_block_into_channels_and_shuffle_undoes_it() {
 #[test]
 fn an_unshuffled_stem_runs_at_half_resolution_on_any_input_size() {
     let base = UNetConfig::new();
-    let stem = UNetConfig::new().with_pixel_unshuffle(2).with_base_channels(32);
+    let stem = UNetConfig::new().with_pixel_unshuffle(Some(2)).with_base_channels(32);
     assert_eq!(stem.size_multiple(), 2 * base.size_multiple());
     // Twice the channels at a quarter of the pixels: the same cost per pixel
     // up to the head and tail, which read and write 12 channels.
@@ -119,5 +119,5 @@ fn an_unshuffled_stem_runs_at_half_resolution_on_any_input_size() {
         assert_eq!(out.dims(), [1, 3, height, width]);
         assert!(values(out).iter().all(|v| v.is_finite()));
     }
-    assert_eq!(UNetConfig::new().with_pixel_unshuffle(4).init::<Cpu>(&device()).err(), Some(ConfigError::PixelUnshuffle(4)));
+    assert_eq!(UNetConfig::new().with_pixel_unshuffle(Some(4)).init::<Cpu>(&device()).err(), Some(ConfigError::PixelUnshuffle(4)));
 }

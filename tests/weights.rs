@@ -205,7 +205,7 @@ fn hostile_headers_get_typed_errors_naming_the_field() {
         ("grey", Box::new(|h| h.model.image_channels = 1), ConfigError::NotRgb(1)),
         // An odd width left the step embedding one channel short at the first forward pass.
         ("odd base channels", Box::new(|h| h.model.base_channels = 9), ConfigError::OddBaseChannels(9)),
-        ("a 3x3 pixel unshuffle", Box::new(|h| h.model.pixel_unshuffle = 3), ConfigError::PixelUnshuffle(3)),
+        ("a 3x3 pixel unshuffle", Box::new(|h| h.model.pixel_unshuffle = Some(3)), ConfigError::PixelUnshuffle(3)),
         // Groups that divide every level but not the head's output.
         (
             "groups that split no head",
@@ -261,4 +261,25 @@ fn a_flipped_bit_in_a_header_number_is_corruption() {
     assert!(matches!(read_header(&damaged), Err(WeightsError::ChecksumMismatch { .. })));
     damaged[position..position + 2].copy_from_slice(b"0 "); // T = 0: refused config, bad checksum
     assert!(matches!(read_header(&damaged), Err(WeightsError::ChecksumMismatch { .. })));
+}
+
+#[test]
+fn files_from_before_the_pixel_unshuffle_field_still_load_as_full_resolution_networks() {
+    // The shipped weights were written before the stem existed: their header
+    // has no `pixel_unshuffle`, which must read as 1 (no unshuffle).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/realdenoise.rdnz");
+    let bytes = std::fs::read(&path).expect("the shipped weights");
+    let (header, _) = read_header(&bytes).expect("the shipped header reads");
+    assert_eq!(header.model.pixel_unshuffle, None);
+    assert_eq!(header.model.unshuffle_factor(), 1);
+    let json = String::from_utf8_lossy(&bytes[16..16 + u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize]).to_string();
+    assert!(!json.contains("pixel_unshuffle"), "the shipped header is the old kind");
+    from_bytes::<Cpu>(&bytes, &device()).expect("the shipped weights load");
+    // A file with the stem round-trips it.
+    let config = small_config().with_pixel_unshuffle(Some(2));
+    let model = config.init::<Cpu>(&device()).unwrap();
+    let file = to_bytes(&model, &config, &TrainingMetadata::untrained());
+    let (header, _) = read_header(&file).expect("reads");
+    assert_eq!(header.model.unshuffle_factor(), 2);
+    from_bytes::<Cpu>(&file, &device()).expect("a stem network loads");
 }

@@ -30,9 +30,9 @@ pub struct UNetConfig {
     /// (pixel unshuffle, as FFDNet does) and unfolds the output at the end,
     /// so the whole network runs at half resolution: a quarter of the
     /// pixels, twice the receptive field, room for wider layers at the same
-    /// cost. Weights files from before this field read as 1.
-    #[config(default = 1)]
-    pub pixel_unshuffle: usize,
+    /// cost. `None` is 1: weights files from before this field lack it (an
+    /// `Option` because burn's `Config` gives missing fields no default).
+    pub pixel_unshuffle: Option<usize>,
 }
 
 /// Why a configuration cannot describe a network.
@@ -93,15 +93,20 @@ impl UNetConfig {
         self.channel_multipliers.len().saturating_sub(1)
     }
 
+    /// The stem's space-to-depth factor: 1 (none) or 2.
+    pub fn unshuffle_factor(&self) -> usize {
+        self.pixel_unshuffle.unwrap_or(1)
+    }
+
     /// Inputs are padded to a multiple of this many pixels on each side.
     pub fn size_multiple(&self) -> usize {
-        self.pixel_unshuffle << self.downsamplings()
+        self.unshuffle_factor() << self.downsamplings()
     }
 
     /// Channels the head reads and the tail writes: the image's channels
     /// times the pixels the stem folds into one.
     pub fn stem_channels(&self) -> usize {
-        self.image_channels * self.pixel_unshuffle * self.pixel_unshuffle
+        self.image_channels * self.unshuffle_factor() * self.unshuffle_factor()
     }
 
     /// Checks that the configuration describes a buildable network whose
@@ -122,8 +127,8 @@ impl UNetConfig {
         if self.image_channels != 3 {
             return Err(ConfigError::NotRgb(self.image_channels));
         }
-        if !matches!(self.pixel_unshuffle, 1 | 2) {
-            return Err(ConfigError::PixelUnshuffle(self.pixel_unshuffle));
+        if !matches!(self.unshuffle_factor(), 1 | 2) {
+            return Err(ConfigError::PixelUnshuffle(self.unshuffle_factor()));
         }
         if self.channel_multipliers.is_empty() {
             return Err(ConfigError::NoLevels);
@@ -191,7 +196,7 @@ impl UNetConfig {
         let widths = self.level_channels();
         let last = widths.len() - 1;
         // The stem folds pixel_unshuffle^2 pixels into one before the head.
-        let mut scale = 1.0 / (self.pixel_unshuffle * self.pixel_unshuffle) as f64;
+        let mut scale = 1.0 / (self.unshuffle_factor() * self.unshuffle_factor()) as f64;
         let mut channels = self.base_channels;
         conv(self.stem_channels(), channels, 3, scale, scale);
         let mut skips = vec![channels];
@@ -258,7 +263,7 @@ impl UNetConfig {
     /// on a 1152x864 tile peaked at 925 MB RSS in total (estimate: 0.89 GB).
     pub fn activation_bytes_per_pixel(&self) -> f64 {
         let widths = self.level_channels();
-        let mut scale = 1.0 / (self.pixel_unshuffle * self.pixel_unshuffle) as f64;
+        let mut scale = 1.0 / (self.unshuffle_factor() * self.unshuffle_factor()) as f64;
         let mut stored = self.base_channels as f64 * scale;
         let mut working: f64 = 0.0;
         for (level, &width) in widths.iter().enumerate() {

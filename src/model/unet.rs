@@ -88,7 +88,7 @@ impl UNetConfig {
             tail: conv3x3(channels, self.stem_channels(), 1, device),
             size_multiple: self.size_multiple(),
             timesteps: self.timesteps,
-            pixel_unshuffle: self.pixel_unshuffle,
+            pixel_unshuffle: self.unshuffle_factor(),
         })
     }
 }

@@ -411,7 +411,7 @@ impl Architecture {
             model.blocks_per_level = v;
         }
         if let Some(v) = self.pixel_unshuffle {
-            model.pixel_unshuffle = v;
+            model.pixel_unshuffle = Some(v);
         }
     }
 }
@@ -519,7 +519,7 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
     println!(
         "network: {:.1} GFLOP per megapixel per step, pixel unshuffle {}, {} base channels, multipliers {:?}, {} blocks per level; validation: {} crops of {} px through the training and the unseen camera",
         config.model.flops_per_pixel() * 1e-3,
-        config.model.pixel_unshuffle,
+        config.model.unshuffle_factor(),
         config.model.base_channels,
         config.model.channel_multipliers,
         config.model.blocks_per_level,
