@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/realdenoise
 TRAINED_WEIGHTS := weights/realdenoise.rdnz
 UNTRAINED_WEIGHTS := weights/realdenoise-untrained.rdnz
 
-.PHONY: data train gpu-trainer eval export demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
+.PHONY: data train gpu-trainer gpu-trainer-tch eval export demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
 
 help:
 	@echo "make demo    serve the demo page (www/) at http://127.0.0.1:8080 (PORT=...)"
@@ -124,6 +124,15 @@ gpu-trainer:
 	mkdir -p out/gpu
 	strip -o $(GPU_TRAINER) $(TRAIN)
 	gzip -9 -c $(GPU_TRAINER) > $(GPU_TRAINER).gz
+
+# The same trainer built against libtorch 2.11 (training/tch.sh), to run on a
+# lent GPU machine's own PyTorch 2.11 with `BACKEND=cuda-tch` (no kernel
+# compilation there; training/README.md).
+gpu-trainer-tch:
+	mkdir -p out/gpu
+	strip -o out/gpu/realdenoise-train-tch "$$(bash training/tch.sh)"
+	gzip -9 -c out/gpu/realdenoise-train-tch > out/gpu/realdenoise-train-tch.gz
+	@ls -l out/gpu/realdenoise-train-tch.gz
 
 eval: data
 	$(TRAIN) eval --weights $(TRAINED_WEIGHTS) --out docs/eval --crop 128 --baselines

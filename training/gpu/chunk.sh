@@ -58,6 +58,14 @@ if [ "$BACKEND" = cuda-tch ] || [ "$BACKEND" = cpu-tch ]; then
     done
     export LD_LIBRARY_PATH="$libraries${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "libtorch from $torch_dir ($("${TORCH_PYTHON:-python3}" -c 'import torch; print(torch.__version__)'))"
+    # Without a GPU that libtorch can use, `train` refuses cuda-tch at once
+    # (before touching the run); the call then trains on the machine's
+    # cores with cpu-tch rather than coming back empty.
+    if [ "$BACKEND" = cuda-tch ] && ! "$BIN" train --run "$LIVE.probe-cuda" --data "$DATA" --backend cuda-tch --steps 1 --iterations 1 >/dev/null 2>&1; then
+        echo "cuda-tch is unusable here; training with cpu-tch on $(nproc) cores instead"
+        BACKEND=cpu-tch
+    fi
+    rm -rf "$LIVE.probe-cuda"
 fi
 # cudarc loads the driver and NVRTC at run time; NVRTC comes with the CUDA
 # toolkit or with PyTorch's wheels.
