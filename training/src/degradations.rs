@@ -90,14 +90,22 @@ impl Degradation for FixedLevel {
             .par_iter()
             .enumerate()
             .map(|(i, image)| {
-                let mut rng = noise::item_rng(seed, i);
-                let mut params = NoiseParams::for_level(self.level, &mut rng);
-                params.pattern = self.pattern.unwrap_or(BayerPattern::ALL[i % BayerPattern::ALL.len()]);
-                self.variant.apply(&mut params, &mut rng);
-                noise::synthesize(image, &params, &mut rng)
+                let pattern = self.pattern.unwrap_or(BayerPattern::ALL[i % BayerPattern::ALL.len()]);
+                noisy_item(image, seed, i, self.level, pattern, self.variant)
             })
             .collect()
     }
+}
+
+/// Item `i` of a batch with `level` noise on `pattern` through `variant`'s
+/// image processor, from the item's own stream ([`noise::item_rng`]): the
+/// colour pipeline is drawn first, so both variants share it.
+fn noisy_item(image: &Rgb32FImage, seed: u64, i: usize, level: NoiseLevel, pattern: BayerPattern, variant: NoiseVariant) -> Rgb32FImage {
+    let mut rng = noise::item_rng(seed, i);
+    let mut params = NoiseParams::for_level(level, &mut rng);
+    params.pattern = pattern;
+    variant.apply(&mut params, &mut rng);
+    noise::synthesize(image, &params, &mut rng)
 }
 
 /// Validation noise: item `i` of a batch gets level `NoiseLevel::ALL[i % 3]`
@@ -120,11 +128,8 @@ impl Degradation for LevelsInTurn {
             .par_iter()
             .enumerate()
             .map(|(i, image)| {
-                let mut rng = noise::item_rng(seed, i);
-                let mut params = NoiseParams::for_level(Self::level(i), &mut rng);
-                params.pattern = BayerPattern::ALL[(i / NoiseLevel::ALL.len()) % BayerPattern::ALL.len()];
-                self.variant.apply(&mut params, &mut rng);
-                noise::synthesize(image, &params, &mut rng)
+                let pattern = BayerPattern::ALL[(i / NoiseLevel::ALL.len()) % BayerPattern::ALL.len()];
+                noisy_item(image, seed, i, Self::level(i), pattern, self.variant)
             })
             .collect()
     }
