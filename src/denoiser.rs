@@ -362,14 +362,13 @@ pub async fn denoise_in_place<B: Backend>(
                     let prediction = orientation.predict(predictor, x.clone(), t);
                     // Between evaluations, so a long ensemble step can be
                     // watched and cancelled; the step's end is reported below.
-                    if done + 1 < evaluations {
-                        if wait {
-                            wait_until_computed(&prediction).await?;
-                        }
-                        x0_hat.add(prediction);
+                    let between = done + 1 < evaluations;
+                    if between && wait {
+                        wait_until_computed(&prediction).await?;
+                    }
+                    x0_hat.add(prediction);
+                    if between {
                         observer.progress(at(step, done + 1)).await?;
-                    } else {
-                        x0_hat.add(prediction);
                     }
                 }
                 let x0_hat = x0_hat.mean().expect("an ensemble has at least one orientation");

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::denoiser::{plan_tiles, Cancelled, DenoiseError, Observer, Progress, MAX_TILE_SIDE};
-use crate::tiling::{PlanarImage, Span};
+use crate::tiling::{PlanarImage, Span, Tile, TiledImage};
 use crate::{DenoiseOptions, Denoiser, Ensemble, SamplerKind};
 use errors::{js_error, ErrorName};
 
@@ -155,9 +155,7 @@ impl Model {
     /// library's own blender.
     #[wasm_bindgen(js_name = planJson)]
     pub fn plan_json(&self, width: u32, height: u32, tile_size: u32, memory_budget: f64, workers: u32) -> Result<String, JsValue> {
-        if width == 0 || height == 0 {
-            return Err(js_error(ErrorName::Input, &format!("image is empty ({width}x{height})")));
-        }
+        check_size(width, height)?;
         let options = self.options(1, "improved", "off", 1.0, tile_size, memory_budget)?;
         let config = match &self.engine {
             Engine::WebGpu(d) => d.config(),
@@ -205,13 +203,9 @@ impl Model {
         // so the planar result is the network's clamped output itself.
         let options = self.options(steps, &sampler, &ensemble, strength, MAX_TILE_SIDE as u32, 0.0)?;
         let (w, h) = (width as usize, height as usize);
-        let mut planes = vec![0.0f32; 3 * w * h];
-        for (index, pixel) in rgba.chunks_exact(4).enumerate() {
-            for channel in 0..3 {
-                planes[channel * w * h + index] = pixel[channel] as f32 / 255.0;
-            }
-        }
-        let mut image = PlanarImage::new(w, h, planes);
+        let rgba = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
+        let whole = Tile { x: Span { start: 0, end: w }, y: Span { start: 0, end: h } };
+        let mut image = PlanarImage::new(w, h, rgba.read_tile(whole));
         let mut observer = self.observer(progress);
         let result = match &self.engine {
             Engine::WebGpu(d) => d.denoise_in_place(&mut image, &options, &mut observer).await,
@@ -253,10 +247,15 @@ impl Model {
     }
 }
 
-fn check_pixels(rgba: &[u8], width: u32, height: u32) -> Result<(), JsValue> {
+fn check_size(width: u32, height: u32) -> Result<(), JsValue> {
     if width == 0 || height == 0 {
         return Err(js_error(ErrorName::Input, &format!("image is empty ({width}x{height})")));
     }
+    Ok(())
+}
+
+fn check_pixels(rgba: &[u8], width: u32, height: u32) -> Result<(), JsValue> {
+    check_size(width, height)?;
     let expected = width as usize * height as usize * 4;
     if rgba.len() != expected {
         return Err(js_error(

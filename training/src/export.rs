@@ -206,10 +206,7 @@ t ~ U{{1..T}}, random crops, flips and 90-degree rotations.",
             best.validation_psnr,
             config.validation_photos * config.validation_crops_per_photo,
             config.validation_patch,
-            match config.validation_noise {
-                crate::train::ValidationNoise::MidLevel => "mid noise",
-                crate::train::ValidationNoise::LevelsInTurn => "the three noise levels in turn",
-            },
+            config.validation_noise.describe(),
             config.validation_steps
         );
     }

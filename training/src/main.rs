@@ -427,8 +427,7 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
         if let Some(n) = o.iterations {
             if n != config.iterations {
                 let step = checkpoint::read_state(run)?.map_or(0, |s| s.step);
-                let decaying = step > config.decay_start();
-                config_note_extension(&config, n, step, decaying);
+                config_note_extension(&config, n, step);
                 config.iterations = n;
                 config.validate()?;
                 write_config(&path, &config)?;
@@ -480,8 +479,9 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
 }
 
 /// Says what extending a run to `iterations` does to its learning rate.
-fn config_note_extension(config: &TrainConfig, iterations: u64, step: u64, decaying: bool) {
+fn config_note_extension(config: &TrainConfig, iterations: u64, step: u64) {
     let from = config.iterations;
+    let decaying = step > config.decay_start();
     match config.schedule {
         LearningRateSchedule::Cosine => println!("extending the run: {from} -> {iterations} iterations (the cosine schedule is re-stretched to end at {iterations})"),
         LearningRateSchedule::WarmupStableDecay if decaying => println!(

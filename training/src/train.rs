@@ -133,6 +133,16 @@ pub enum ValidationNoise {
     LevelsInTurn,
 }
 
+impl ValidationNoise {
+    /// The levels in words, for the model card.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ValidationNoise::MidLevel => "mid noise",
+            ValidationNoise::LevelsInTurn => "the three noise levels in turn",
+        }
+    }
+}
+
 fn default_darktable_scale() -> (f32, f32) {
     crate::noise::NoiseModel::default().level_scale
 }
