@@ -52,7 +52,7 @@ pub struct EvalArgs {
     /// Step counts to score the ensembles at.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub ensemble_steps: Vec<usize>,
-    /// Also run the BM3D and FFDNet baselines (training/baselines/).
+    /// Also run the BM3D, FFDNet and MAXIM-3S baselines (training/baselines/).
     #[arg(long)]
     pub baselines: bool,
     /// Seed of the synthetic noise.
@@ -228,7 +228,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         run_baselines(&pairs_dir, &baseline_dir)?;
         for case in &cases {
             for (level, _) in &case.noisy {
-                for (method, label) in [("bm3d", "BM3D (blind sigma)"), ("ffdnet", "FFDNet (oracle sigma)")] {
+                for (method, label) in [("bm3d", "BM3D (blind sigma)"), ("ffdnet", "FFDNet (oracle sigma)"), ("maxim", "MAXIM-3S (SIDD, blind)")] {
                     let path = baseline_dir.join(format!("{}.{}.{method}.png", case.name, level.name()));
                     let out = image::open(&path).with_context(|| format!("baseline output {} is missing", path.display()))?.to_rgb32f();
                     scores.push(Score { photo: case.name.clone(), level: level.name(), method: label.into(), psnr: psnr(&out, &case.clean), ssim: ssim(&out, &case.clean) });
@@ -279,6 +279,8 @@ fn run_baselines(pairs: &Path, out: &Path) -> Result<()> {
         .arg(pairs)
         .arg("--out")
         .arg(out)
+        .arg("--methods")
+        .arg("bm3d,ffdnet,maxim")
         .status()
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !status.success() {
