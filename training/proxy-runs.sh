@@ -42,14 +42,18 @@ for name in "${variants[@]}"; do
   [ -n "${flags[$name]+set}" ] || { echo "unknown variant $name" >&2; exit 2; }
   if [ -f "$run/done" ]; then echo "$name: done already"; continue; fi
   rm -rf "$run"
-  # 20 steps measure this variant's CPU seconds per step; the schedule is
-  # then sized so its decay ends when the budget does, and the rest of the
-  # budget is spent.
+  # 10 warm-up steps (the first step allocates and is several times slower),
+  # then 20 that measure this variant's CPU seconds per step; the schedule is
+  # sized so its decay ends when the budget does, and the rest of the budget
+  # is spent.
   # shellcheck disable=SC2086
-  training/tch.sh train --run "$run" --backend cpu-tch --iterations 1000000 --steps 20 "${common[@]}" ${flags[$name]} | tee "$out/$name.log"
-  per_step=$(sed -n 's/.*training steps used .* CPU seconds (\([0-9.]*\) per step).*/\1/p' "$out/$name.log")
-  read -r iterations left < <(python3 -c "b=$budget*60; p=$per_step; print(int(b/p), (b-20*p)/60)")
-  echo "$name: $per_step CPU s per step -> $iterations iterations in $budget CPU minutes"
+  training/tch.sh train --run "$run" --backend cpu-tch --iterations 1000000 --steps 10 "${common[@]}" ${flags[$name]} | tee "$out/$name.log"
+  training/tch.sh train --run "$run" --backend cpu-tch --steps 20 | tee "$out/$name.measure.log"
+  used=$(sed -n 's/.*training steps used \([0-9.]*\) CPU seconds.*/\1/p' "$out/$name.log")
+  per_step=$(sed -n 's/.*training steps used .* CPU seconds (\([0-9.]*\) per step).*/\1/p' "$out/$name.measure.log")
+  cat "$out/$name.measure.log" >> "$out/$name.log" && rm "$out/$name.measure.log"
+  read -r iterations left < <(python3 -c "b=$budget*60; p=$per_step; u=$used+20*p; print(30+int((b-u)/p), (b-u)/60)")
+  echo "$name: $per_step CPU s per step after warm-up -> $iterations iterations in $budget CPU minutes"
   training/tch.sh train --run "$run" --backend cpu-tch --iterations "$iterations" --cpu-minutes "$left" | tee -a "$out/$name.log"
   touch "$run/done"
 done
