@@ -9,11 +9,12 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 use image::RgbImage;
 use realdenoise_training::data::{self, Split};
-use realdenoise_training::degradations::{CameraNoise, FixedLevel, NoiseVariant};
+use realdenoise_training::noise::degradations::{CameraNoise, FixedLevel, NoiseVariant};
 use realdenoise_training::noise::{BayerPattern, NoiseLevel, NoiseModel, NoiseProfiles};
-use realdenoise_training::throughput::{self, DataBench, StepBench};
+use realdenoise_training::train::throughput::{self, DataBench, StepBench};
 use realdenoise_training::train::{self, LearningRateSchedule, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
-use realdenoise_training::{checkpoint, eval, export};
+use realdenoise_training::reports::{eval, export};
+use realdenoise_training::train::checkpoint;
 
 #[derive(Parser)]
 #[command(name = "realdenoise-train", version, about = "Train, evaluate and export the realdenoise model")]
@@ -420,48 +421,10 @@ impl Architecture {
 fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     let path = run.join(CONFIG_FILE);
     if path.exists() {
-        let mut config = TrainConfig::read(run)?;
-        if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() || o.darktable_scale.is_some() || o.schedule.is_some() || o.architecture.is_set() {
-            bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
-        }
-        if let Some(n) = o.iterations {
-            if n != config.iterations {
-                let step = checkpoint::read_state(run)?.map_or(0, |s| s.step);
-                config_note_extension(&config, n, step);
-                config.iterations = n;
-                config.validate()?;
-                write_config(&path, &config)?;
-            }
-        }
-        return Ok(config);
+        return resumed_config(run, &path, o);
     }
     let mut config = TrainConfig::default();
-    if let Some(v) = o.iterations {
-        config.iterations = v;
-    }
-    if let Some(v) = o.batch_size {
-        config.batch_size = v;
-    }
-    if let Some(v) = o.patch_size {
-        config.patch_size = v;
-    }
-    if let Some(v) = o.learning_rate {
-        config.learning_rate = v;
-    }
-    if let Some(v) = o.validate_every {
-        config.validate_every = v;
-        config.checkpoint_every = v;
-    }
-    if let Some(v) = o.seed {
-        config.seed = v;
-    }
-    if let Some(v) = o.darktable_scale {
-        config.darktable_scale = v;
-    }
-    if let Some(v) = o.schedule {
-        config.schedule = v;
-    }
-    o.architecture.apply(&mut config.model);
+    o.apply(&mut config);
     if let Some(parent) = &o.init_from {
         if parent.canonicalize().ok().is_some_and(|p| run.canonicalize().ok() == Some(p)) {
             bail!("--init-from {} names this run itself; resume it without --init-from", parent.display());
@@ -476,6 +439,58 @@ fn run_config(run: &Path, o: &Overrides) -> Result<TrainConfig> {
     std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
     write_config(&path, &config)?;
     Ok(config)
+}
+
+/// The stored configuration of a run being resumed, with `--iterations`
+/// applied (the only setting that may change).
+fn resumed_config(run: &Path, path: &Path, o: &Overrides) -> Result<TrainConfig> {
+    let mut config = TrainConfig::read(run)?;
+    if o.batch_size.is_some() || o.patch_size.is_some() || o.learning_rate.is_some() || o.validate_every.is_some() || o.seed.is_some() || o.init_from.is_some() || o.darktable_scale.is_some() || o.schedule.is_some() || o.architecture.is_set() {
+        bail!("{} exists: this run's settings are fixed; only --iterations, --minutes and --steps apply on resume (or start a new --run)", path.display());
+    }
+    if let Some(n) = o.iterations {
+        if n != config.iterations {
+            let step = checkpoint::read_state(run)?.map_or(0, |s| s.step);
+            config_note_extension(&config, n, step);
+            config.iterations = n;
+            config.validate()?;
+            write_config(path, &config)?;
+        }
+    }
+    Ok(config)
+}
+
+impl Overrides {
+    /// Sets what the command line gives on a first start (`init_from` is
+    /// checked apart).
+    fn apply(&self, config: &mut TrainConfig) {
+        if let Some(v) = self.iterations {
+            config.iterations = v;
+        }
+        if let Some(v) = self.batch_size {
+            config.batch_size = v;
+        }
+        if let Some(v) = self.patch_size {
+            config.patch_size = v;
+        }
+        if let Some(v) = self.learning_rate {
+            config.learning_rate = v;
+        }
+        if let Some(v) = self.validate_every {
+            config.validate_every = v;
+            config.checkpoint_every = v;
+        }
+        if let Some(v) = self.seed {
+            config.seed = v;
+        }
+        if let Some(v) = self.darktable_scale {
+            config.darktable_scale = v;
+        }
+        if let Some(v) = self.schedule {
+            config.schedule = v;
+        }
+        self.architecture.apply(&mut config.model);
+    }
 }
 
 /// Says what extending a run to `iterations` does to its learning rate.
@@ -535,9 +550,15 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
         }
     }
     let summary = train::train::<B>(run, config, &photos, &validation, &noise, name, &device, stop)?;
+    print_summary(&summary, config);
+    Ok(())
+}
+
+/// What one call of `train` did, in words.
+fn print_summary(summary: &train::TrainSummary, config: &TrainConfig) {
     let Some(loss) = summary.mean_loss else {
         println!("nothing to train: the run is at step {} of {} (curves redrawn; extend it with --iterations N)", summary.last_step, config.iterations);
-        return Ok(());
+        return;
     };
     println!(
         "steps {}..{} in {:.0} s ({:.2} s/step); mean loss {:.4} -> {:.4}; validation PSNR {}",
@@ -564,7 +585,6 @@ fn train_on<B: AutodiffBackend>(run: &Path, data_dir: &Path, config: &TrainConfi
     if let Some(best) = summary.best {
         println!("best validation so far: {:.2} dB at step {} (export it with `export --best`)", best.validation_psnr, best.step);
     }
-    Ok(())
 }
 
 fn bench_data(data_dir: &Path, bench: DataBench, threads: &[usize]) -> Result<()> {
@@ -588,7 +608,7 @@ fn synth(input: &Path, output: &Path, noise: FixedLevel, seed: u64, force: bool)
         bail!("refusing to overwrite the input {}", input.display());
     }
     let clean = image::open(input).with_context(|| format!("cannot read {}", input.display()))?.to_rgb32f();
-    let noisy = realdenoise_training::batch::Degradation::degrade(&noise, std::slice::from_ref(&clean), seed);
+    let noisy = realdenoise_training::noise::degradations::Degradation::degrade(&noise, std::slice::from_ref(&clean), seed);
     let out = image::DynamicImage::ImageRgb32F(noisy.into_iter().next().context("no output")?).to_rgb8();
     out.save(output).with_context(|| format!("cannot write {}", output.display()))?;
     let pattern = noise.pattern.unwrap_or_default().name();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use image::{Rgb, RgbImage};
 use realdenoise_training::data::{
-    box_downscale, crop_to_multiple, find_jpeg_streams, jpeg_stream_len, linear_to_srgb, load_split, srgb_to_linear,
+    box_downscale, crop_to_multiple, find_jpeg_streams, jpeg_stream_len, linear_to_srgb_code, load_split, srgb_code_to_linear,
     DataError, FetchOptions, PhotoList, Split,
 };
 
@@ -30,7 +30,7 @@ fn srgb_mean(values: &[u8]) -> u8 {
 #[test]
 fn srgb_round_trip_is_exact_for_all_codes() {
     for v in 0..=255u8 {
-        assert_eq!(linear_to_srgb(srgb_to_linear(v)), v, "code {v}");
+        assert_eq!(linear_to_srgb_code(srgb_code_to_linear(v)), v, "code {v}");
     }
 }
 

@@ -5,8 +5,8 @@
 use burn::backend::{Autodiff, NdArray};
 use image::RgbImage;
 use realdenoise::UNetConfig;
-use realdenoise_training::checkpoint;
-use realdenoise_training::degradations::{CameraNoise, FixedLevel};
+use realdenoise_training::train::checkpoint;
+use realdenoise_training::noise::degradations::{CameraNoise, FixedLevel};
 use realdenoise_training::noise::{NoiseLevel, NoiseModel};
 use realdenoise_training::train::{train, StopAfter, TrainConfig, ValidationSet, CONFIG_FILE};
 
@@ -109,6 +109,11 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let finished = train::<Backend>(split.path(), &config, &photos, &validation, &noise(), "cpu", &device, StopAfter::default()).expect("a finished run");
     assert_eq!((finished.first_step, finished.last_step), (6, 6));
     assert!(finished.mean_loss.is_none(), "no step ran, so there is no mean loss: {:?}", finished.mean_loss);
+    // Each call that checkpointed is recorded with what it ran on; the one
+    // that took no step is not.
+    let calls = checkpoint::read_state(split.path()).expect("state").expect("a checkpoint exists").calls;
+    assert_eq!(calls.iter().map(|c| (c.first_step, c.backend.as_str(), c.device.as_str())).collect::<Vec<_>>(), vec![(0, "cpu", "Cpu"), (3, "cpu", "Cpu")]);
+    assert!(calls.iter().all(|c| c.cpu.ends_with("threads)") && c.gpus.is_none()), "{calls:?}");
 
     let a = average_weights(straight.path(), &config);
     let b = average_weights(split.path(), &config);

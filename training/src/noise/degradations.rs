@@ -1,13 +1,20 @@
 //! The degradations the training loop and the evaluation use, as
-//! [`Degradation`]s over the camera-noise pipeline of [`crate::noise`].
+//! [`Degradation`]s over the camera-noise pipeline of [`crate::noise`]
+//! (and the trait itself: clean crops in, noisy crops out).
 
 use image::Rgb32FImage;
 use rayon::prelude::*;
 
-use crate::batch::Degradation;
 use rand::Rng;
 
 use crate::noise::{self, BayerPattern, Demosaic, NoiseLevel, NoiseModel, NoiseParams, ToneCurve};
+
+/// Turns clean crops into noisy ones. Implemented by the camera-noise
+/// pipeline; tests use simpler degradations.
+pub trait Degradation: Sync {
+    /// One noisy image per clean one, same sizes; deterministic in `seed`.
+    fn degrade(&self, clean: &[Rgb32FImage], seed: u64) -> Vec<Rgb32FImage>;
+}
 
 /// Training noise: every crop gets its own camera, level and JPEG setting
 /// drawn from the model.
@@ -138,12 +145,12 @@ impl Degradation for LevelsInTurn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::psnr;
+    use crate::reports::metrics::psnr;
 
     fn clean_crop() -> Rgb32FImage {
         let path = realdenoise::checkout::repository_path("assets/sample-clean.png");
         let photo = image::open(&path).expect("assets/sample-clean.png").to_rgb8();
-        image::DynamicImage::ImageRgb8(crate::batch::centre_crop(&photo, 96)).to_rgb32f()
+        image::DynamicImage::ImageRgb8(crate::train::batch::centre_crop(&photo, 96)).to_rgb32f()
     }
 
     #[test]

@@ -16,10 +16,10 @@ use realdenoise::denoiser::{block_on, Unobserved};
 use realdenoise::{DenoiseOptions, Denoiser, Ensemble, SamplerKind};
 use serde::Serialize;
 
-use crate::batch::{centre_crop, Degradation};
+use crate::train::batch::centre_crop;
 use crate::data::{self, Split};
-use crate::degradations::{FixedLevel, NoiseVariant};
-use crate::metrics::{psnr, ssim};
+use crate::noise::degradations::{Degradation, FixedLevel, NoiseVariant};
+use crate::reports::metrics::{psnr, ssim};
 use crate::noise::{BayerPattern, NoiseLevel};
 
 #[derive(clap::Args, Debug)]
@@ -139,15 +139,40 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if !header.training.trained {
         eprintln!("warning: {} holds UNTRAINED weights", args.weights.display());
     }
-    let default_steps = header.training.default_steps;
-    let default_sampler = header.training.default_sampler;
-
     let pairs_dir = args.out.join("pairs");
     let ours_dir = args.out.join("ours");
     for dir in [&pairs_dir, &ours_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let cases = load_cases(args)?;
+    for case in &cases {
+        save(&case.clean, &pairs_dir.join(format!("{}.clean.png", case.name)))?;
+        for (level, noisy) in &case.noisy {
+            save(noisy, &pairs_dir.join(format!("{}.{}.noisy.png", case.name, level.name())))?;
+        }
+    }
+    let default_setting = Setting::plain(header.training.default_sampler, header.training.default_steps, 1.0);
+    let mut scores = Vec::new();
+    let mut outputs: Outputs = BTreeMap::new();
+    score_model(&denoiser, &cases, &settings_grid(args), default_setting, &ours_dir, &mut scores, &mut outputs)?;
+    if args.baselines {
+        score_baselines(&cases, &pairs_dir, &args.out.join("baselines"), &mut scores, &mut outputs)?;
+    }
+    let summary = summary_text(args, cases.len(), header.training.iterations, &default_setting.name(), &scores);
+    std::fs::write(args.out.join("results.md"), &summary).context("cannot write results.md")?;
+    std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&scores)?).context("cannot write results.json")?;
+    figure(&cases, &outputs, &args.out.join("figure.png"))?;
+    println!("{summary}");
+    println!("wrote {}/results.md, results.json, figure.png", args.out.display());
+    Ok(())
+}
 
+/// The images the figure shows, by photo, level and method.
+type Outputs = BTreeMap<(String, &'static str, String), Rgb32FImage>;
+
+/// Centre crops of the validation photos, each with seeded noise at every
+/// level.
+fn load_cases(args: &EvalArgs) -> Result<Vec<Case>> {
     let mut photos = data::load_split(&args.data, Split::Val)?;
     if let Some(n) = args.photos {
         photos.truncate(n);
@@ -155,7 +180,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if photos.is_empty() {
         bail!("no validation photos in {}", args.data.display());
     }
-    let cases: Vec<Case> = photos
+    Ok(photos
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -172,16 +197,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 .collect();
             Case { name: p.name.clone(), clean, noisy }
         })
-        .collect();
-    for case in &cases {
-        save(&case.clean, &pairs_dir.join(format!("{}.clean.png", case.name)))?;
-        for (level, noisy) in &case.noisy {
-            save(noisy, &pairs_dir.join(format!("{}.{}.noisy.png", case.name, level.name())))?;
-        }
-    }
+        .collect())
+}
 
-    // Our model over the grid. One step is the same prediction for both
-    // samplers, so it is run once.
+/// Our model's settings to score. One step is the same prediction for both
+/// samplers, so it is run once.
+fn settings_grid(args: &EvalArgs) -> Vec<Setting> {
     let mut settings: Vec<Setting> = Vec::new();
     for &strength in &args.strengths {
         for &steps in &args.steps {
@@ -198,15 +219,26 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             settings.push(Setting { ensemble, ..Setting::plain(SamplerKind::Improved, steps, 1.0) });
         }
     }
-    let default_setting = Setting::plain(default_sampler, default_steps, 1.0);
-    let mut scores = Vec::new();
-    let mut outputs: BTreeMap<(String, &'static str, String), Rgb32FImage> = BTreeMap::new();
+    settings
+}
+
+/// Scores the noisy input and our model at every setting; keeps the
+/// default setting's outputs (saved) and the one-step ones for the figure.
+fn score_model(
+    denoiser: &Denoiser<NdArray>,
+    cases: &[Case],
+    settings: &[Setting],
+    default_setting: Setting,
+    ours_dir: &Path,
+    scores: &mut Vec<Score>,
+    outputs: &mut Outputs,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    for case in &cases {
+    for case in cases {
         for (level, noisy) in &case.noisy {
             scores.push(Score { photo: case.name.clone(), level: level.name(), method: "noisy input".into(), psnr: psnr(noisy, &case.clean), ssim: ssim(noisy, &case.clean) });
             let input = to_rgba(noisy);
-            for &setting in &settings {
+            for &setting in settings {
                 let Setting { sampler, steps, strength, ensemble } = setting;
                 let options = DenoiseOptions { steps, sampler, strength, ensemble, ..DenoiseOptions::default() };
                 let out = from_rgba(&block_on(denoiser.denoise(&input, &options, &mut Unobserved))?);
@@ -222,28 +254,32 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
         eprintln!("{}: done ({:.0} s so far)", case.name, started.elapsed().as_secs_f64());
     }
+    Ok(())
+}
 
-    if args.baselines {
-        let baseline_dir = args.out.join("baselines");
-        run_baselines(&pairs_dir, &baseline_dir)?;
-        for case in &cases {
-            for (level, _) in &case.noisy {
-                for (method, label) in [("bm3d", "BM3D (blind sigma)"), ("ffdnet", "FFDNet (oracle sigma)"), ("maxim", "MAXIM-3S (SIDD, blind)")] {
-                    let path = baseline_dir.join(format!("{}.{}.{method}.png", case.name, level.name()));
-                    let out = image::open(&path).with_context(|| format!("baseline output {} is missing", path.display()))?.to_rgb32f();
-                    scores.push(Score { photo: case.name.clone(), level: level.name(), method: label.into(), psnr: psnr(&out, &case.clean), ssim: ssim(&out, &case.clean) });
-                    outputs.insert((case.name.clone(), level.name(), method.into()), out);
-                }
+/// Runs BM3D and FFDNet on the saved pairs and scores their outputs.
+fn score_baselines(cases: &[Case], pairs_dir: &Path, baseline_dir: &Path, scores: &mut Vec<Score>, outputs: &mut Outputs) -> Result<()> {
+    run_baselines(pairs_dir, baseline_dir)?;
+    for case in cases {
+        for (level, _) in &case.noisy {
+            for (method, label) in [("bm3d", "BM3D (blind sigma)"), ("ffdnet", "FFDNet (oracle sigma)"), ("maxim", "MAXIM-3S (SIDD, blind)")] {
+                let path = baseline_dir.join(format!("{}.{}.{method}.png", case.name, level.name()));
+                let out = image::open(&path).with_context(|| format!("baseline output {} is missing", path.display()))?.to_rgb32f();
+                scores.push(Score { photo: case.name.clone(), level: level.name(), method: label.into(), psnr: psnr(&out, &case.clean), ssim: ssim(&out, &case.clean) });
+                outputs.insert((case.name.clone(), level.name(), method.into()), out);
             }
         }
     }
+    Ok(())
+}
 
-    let default_method = default_setting.name();
-    let table = markdown_table(&scores, &default_method);
-    let summary = format!(
+/// `results.md`: what was measured, then the table.
+fn summary_text(args: &EvalArgs, photos: usize, iterations: u64, default_method: &str, scores: &[Score]) -> String {
+    let table = markdown_table(scores, default_method);
+    format!(
         "{} validation photos (centre crops of at most {} px), synthetic camera noise at three levels through the {} camera ({}), the four Bayer patterns in turn (seed {}); \
 weights {} ({} iterations). Mean PSNR (dB) / SSIM; the default ({default_method}) in bold.\n\n{table}",
-        cases.len(),
+        photos,
         args.crop,
         args.variant.name(),
         match args.variant {
@@ -252,14 +288,8 @@ weights {} ({} iterations). Mean PSNR (dB) / SSIM; the default ({default_method}
         },
         args.seed,
         args.weights.display(),
-        header.training.iterations
-    );
-    std::fs::write(args.out.join("results.md"), &summary).context("cannot write results.md")?;
-    std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&scores)?).context("cannot write results.json")?;
-    figure(&cases, &outputs, &args.out.join("figure.png"))?;
-    println!("{summary}");
-    println!("wrote {}/results.md, results.json, figure.png", args.out.display());
-    Ok(())
+        iterations
+    )
 }
 
 fn run_baselines(pairs: &Path, out: &Path) -> Result<()> {
@@ -331,7 +361,7 @@ fn figure(cases: &[Case], outputs: &BTreeMap<(String, &'static str, String), Rgb
         .filter(|(key, _)| matches!(*key, "noisy" | "clean") || outputs.keys().any(|k| k.2 == *key))
         .collect();
     let rows: Vec<(&Case, NoiseLevel)> = cases.iter().take(3).flat_map(|c| [(c, NoiseLevel::Mid), (c, NoiseLevel::High)]).collect();
-    crate::curves::register_font();
+    crate::train::curves::register_font();
     let cell = SIDE * ZOOM;
     let (width, height) = (cell * columns.len() as u32, LABEL + cell * rows.len() as u32);
     let mut canvas = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));

@@ -8,12 +8,7 @@ use image::{Rgb32FImage, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Turns clean crops into noisy ones. Implemented by the camera-noise
-/// pipeline; tests use simpler degradations.
-pub trait Degradation: Sync {
-    /// One noisy image per clean one, same sizes; deterministic in `seed`.
-    fn degrade(&self, clean: &[Rgb32FImage], seed: u64) -> Vec<Rgb32FImage>;
-}
+use crate::noise::degradations::Degradation;
 
 /// A clean/noisy pair of image batches, each `[batch, 3, patch, patch]` in [0, 1].
 pub struct PairBatch<B: Backend> {

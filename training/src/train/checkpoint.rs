@@ -5,7 +5,7 @@
 //! can move between the CPU, wgpu and CUDA.
 //!
 //! The random state is not a blob: every random draw is derived from
-//! `(seed, step)` (see [`crate::batch::stream`]), so `seed` and `step`
+//! `(seed, step)` (see [`crate::train::batch::stream`]), so `seed` and `step`
 //! are the whole random state.
 //!
 //! Next to the newest checkpoint, a run keeps the EMA average that scored
@@ -21,6 +21,8 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder, RecorderErr
 use burn::tensor::backend::AutodiffBackend;
 use realdenoise::UNet;
 use serde::{Deserialize, Serialize};
+
+use super::hardware::TrainCall;
 
 const STATE: &str = "state.json";
 const BEST_SCORE: &str = "validation.json";
@@ -92,6 +94,10 @@ pub struct RunState {
     /// and time are part of the shipped model's history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initialised_from: Option<Lineage>,
+    /// Every call of `train` that reached a checkpoint: its backend and
+    /// hardware. Runs trained before 2026-12 have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<TrainCall>,
 }
 
 /// Where a run's starting weights came from: the parent run's directory and
@@ -106,7 +112,7 @@ pub struct Lineage {
 
 impl RunState {
     pub fn new(seed: u64) -> Self {
-        Self { step: 0, seed, elapsed_seconds: 0.0, segments: Vec::new(), initialised_from: None }
+        Self { step: 0, seed, elapsed_seconds: 0.0, segments: Vec::new(), initialised_from: None, calls: Vec::new() }
     }
 
     /// Training wall time of this run and every run it started from.

@@ -11,7 +11,7 @@ use plotters::style::FontStyle;
 
 pub const LOG_FILE: &str = "log.csv";
 const HEADER: &str = "step,learning_rate,loss,seconds,validation_psnr,validation_psnr_1step,validation_psnr_unseen";
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use crate::batch::{draw_batch, usable_photos, Degradation};
+use crate::noise::degradations::Degradation;
+use crate::train::batch::{draw_batch, usable_photos};
 
 /// The batch shape and how many batches to time.
 #[derive(Debug, Clone, Copy)]
@@ -136,13 +137,13 @@ pub fn measure_steps<B: burn::tensor::backend::AutodiffBackend>(
     };
     let clean = image(&mut rng);
     let noisy = clean.clone().mul_scalar(0.8).add(image(&mut rng).mul_scalar(0.2));
-    let batch = crate::batch::PairBatch { clean, noisy };
+    let batch = crate::train::batch::PairBatch { clean, noisy };
     let mut seconds = Vec::new();
     for step in 0..bench.warmup + bench.steps {
         let started = Instant::now();
-        let mut step_rng = crate::batch::stream(config.seed, step, 2);
+        let mut step_rng = crate::train::batch::stream(config.seed, step, 2);
         let lr = config.learning_rate_at(step);
-        let decay = crate::ema::decay_at(config.ema_decay, step);
+        let decay = crate::train::ema::decay_at(config.ema_decay, step);
         let loss;
         (model, average, loss) =
             crate::train::optimisation_step(model, average, &mut optimizer, &batch, &mut step_rng, config.model.timesteps, lr, decay);
