@@ -5,7 +5,7 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbaImage;
 
-use crate::diffusion::{Predictor, SamplerKind, Schedule, ScheduleError};
+use crate::diffusion::{Predictor, Sampler, SamplerKind, Schedule, ScheduleError};
 use crate::ensemble::{Ensemble, PredictionMean};
 use crate::model::{UNet, UNetConfig};
 use crate::tiling::{tile_side_for_budget, BandBlender, Overlap, Tile, TileGrid, TiledImage, TilingError};
@@ -320,64 +320,27 @@ pub async fn denoise_in_place<B: Backend>(
     let tile_size = resolve_tile_size(config, options);
     check_buffer_limit(config, options, tile_size, width, height)?;
     let grid = TileGrid::new(width, height, tile_size, options.overlap, config.size_multiple())?;
-    let orientations = options.ensemble.orientations();
-    let evaluations = orientations.len();
+    let evaluations = options.ensemble.evaluations();
+    let tiles = grid.len();
     if schedule.is_empty() {
         // Strength 0: the input is already x_0.
-        let tiles = grid.len();
         let done = Progress { step: 0, steps: 0, tile: tiles, tiles, evaluation: 0, evaluations, fraction: 1.0 };
         observer.progress(done).await?;
         return Ok(());
     }
-    let steps = schedule.len();
-    let tiles = grid.len();
-    let total = (steps * tiles * evaluations) as f64;
     let sampler = options.sampler.sampler::<B>();
-    let wait = observer.wait_for_device();
     let mut blender = BandBlender::new(width);
     let mut tile_index = 0;
 
     for (row_index, &row) in grid.rows.iter().enumerate() {
         for &column in &grid.columns {
             let tile = Tile { x: column, y: row };
-            let tile_start = tile_index * steps * evaluations;
-            let at = |step: usize, evaluation: usize| Progress {
-                step,
-                steps,
-                tile: tile_index + 1,
-                tiles,
-                evaluation,
-                evaluations,
-                fraction: (tile_start + step.saturating_sub(1) * evaluations + evaluation) as f64 / total,
-            };
-            observer.progress(at(0, 0)).await?;
+            let place = TilePlace { index: tile_index, count: tiles };
+            observer.progress(place.at(&schedule, evaluations, 0, 0)).await?;
             let planes = image.read_tile(tile);
             let shape = [1, 3, tile.y.len(), tile.x.len()];
             let y = Tensor::<B, 4>::from_data(TensorData::new(planes, shape), device);
-            let mut x = y.clone();
-            for (index, (t, t_prev)) in schedule.transitions().enumerate() {
-                let step = index + 1;
-                let mut x0_hat = PredictionMean::default();
-                for (done, &orientation) in orientations.iter().enumerate() {
-                    let prediction = orientation.predict(predictor, x.clone(), t);
-                    // Between evaluations, so a long ensemble step can be
-                    // watched and cancelled; the step's end is reported below.
-                    let between = done + 1 < evaluations;
-                    if between && wait {
-                        wait_until_computed(&prediction).await?;
-                    }
-                    x0_hat.add(prediction);
-                    if between {
-                        observer.progress(at(step, done + 1)).await?;
-                    }
-                }
-                let x0_hat = x0_hat.mean().expect("an ensemble has at least one orientation");
-                x = sampler.advance(x, x0_hat, &y, t, t_prev, schedule.timesteps());
-                if wait {
-                    wait_until_computed(&x).await?;
-                }
-                observer.progress(at(step, evaluations)).await?;
-            }
+            let x = run_schedule(predictor, sampler.as_ref(), options.ensemble, &schedule, y, place, observer).await?;
             let output = x
                 .clamp(0.0, 1.0)
                 .into_data_async()
@@ -396,6 +359,97 @@ pub async fn denoise_in_place<B: Backend>(
         blender.flush(image, finished_until);
     }
     Ok(())
+}
+
+/// Which tile of how many a run of [`run_schedule`] is, for its progress.
+#[derive(Debug, Clone, Copy)]
+struct TilePlace {
+    /// 0-based.
+    index: usize,
+    count: usize,
+}
+
+impl TilePlace {
+    /// Progress after `evaluation` of the `evaluations` network evaluations
+    /// of 1-based `step` (0 before the first) of this tile.
+    fn at(self, schedule: &Schedule, evaluations: usize, step: usize, evaluation: usize) -> Progress {
+        let steps = schedule.len();
+        let done = self.index * steps * evaluations + step.saturating_sub(1) * evaluations + evaluation;
+        Progress {
+            step,
+            steps,
+            tile: self.index + 1,
+            tiles: self.count,
+            evaluation,
+            evaluations,
+            fraction: done as f64 / (steps * self.count * evaluations) as f64,
+        }
+    }
+}
+
+/// The sampling loop, the only one: images run it on every tile
+/// ([`denoise_in_place`]), training's validation and the tests on whole
+/// batches ([`sample`]). Starts at `x = y` and walks `schedule`; every step
+/// averages the predictor's estimates over the orientations of `ensemble`
+/// (one evaluation each, reported to `observer` in between, so a long step
+/// can be watched and cancelled) and hands the mean to `sampler`. Returns
+/// `y` itself when the schedule is empty (strength 0).
+async fn run_schedule<B: Backend>(
+    predictor: &dyn Predictor<B>,
+    sampler: &dyn Sampler<B>,
+    ensemble: Ensemble,
+    schedule: &Schedule,
+    y: Tensor<B, 4>,
+    place: TilePlace,
+    observer: &mut impl Observer,
+) -> Result<Tensor<B, 4>, DenoiseError> {
+    let orientations = ensemble.orientations();
+    let evaluations = orientations.len();
+    let wait = observer.wait_for_device();
+    let mut x = y.clone();
+    for (index, (t, t_prev)) in schedule.transitions().enumerate() {
+        let step = index + 1;
+        let mut x0_hat = PredictionMean::default();
+        for (done, &orientation) in orientations.iter().enumerate() {
+            let prediction = orientation.predict(predictor, x.clone(), t);
+            // Between evaluations, so a long ensemble step can be watched
+            // and cancelled; the step's end is reported below.
+            let between = done + 1 < evaluations;
+            if between && wait {
+                wait_until_computed(&prediction).await?;
+            }
+            x0_hat.add(prediction);
+            if between {
+                observer.progress(place.at(schedule, evaluations, step, done + 1)).await?;
+            }
+        }
+        let x0_hat = x0_hat.mean().expect("an ensemble has at least one orientation");
+        x = sampler.step(x0_hat, x, &y, t, t_prev, schedule.timesteps()).0;
+        if wait {
+            wait_until_computed(&x).await?;
+        }
+        observer.progress(place.at(schedule, evaluations, step, evaluations)).await?;
+    }
+    Ok(x)
+}
+
+/// Runs a whole schedule on one image batch `y` (`[batch, 3, h, w]`, any
+/// size the predictor takes), without tiles, ensemble, progress or
+/// cancellation: [`run_schedule`], the loop every image's tiles go through.
+/// Returns `y` itself when the schedule is empty (strength 0).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn sample<B: Backend>(
+    predictor: &dyn Predictor<B>,
+    sampler: &dyn Sampler<B>,
+    schedule: &Schedule,
+    y: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let whole = TilePlace { index: 0, count: 1 };
+    let mut unobserved = Unobserved;
+    let run = run_schedule(predictor, sampler, Ensemble::Off, schedule, y, whole, &mut unobserved);
+    // The loop fails only when its observer cancels or asks it to wait for
+    // the device (a read-back that can fail); `Unobserved` does neither.
+    block_on(run).expect("an unobserved run neither cancels nor reads back")
 }
 
 /// Waits until the device has computed `tensor` (and, queues being in

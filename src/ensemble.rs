@@ -5,7 +5,7 @@
 //! network's errors do; averaging over orientations cancels part of them.
 //! It costs one network evaluation per orientation. The caller's sampling
 //! loop runs the evaluations one by one (so it can report progress and stop
-//! between them) and hands the mean to [`crate::diffusion::Sampler::advance`].
+//! between them) and hands the mean to [`crate::diffusion::Sampler::step`].
 
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};

@@ -4,12 +4,14 @@
 //!
 //! - [`model`]: the U-Net `S(x_t, t) -> x0_hat`, generic over any backend.
 //! - [`diffusion`]: the forward blend `D(x0, y, t)` and the origin and
-//!   improved samplers behind one [`diffusion::Sampler::step`].
+//!   improved samplers behind one [`diffusion::Sampler::step`], which takes
+//!   the network's output and returns `(x_prev, x0_hat)`.
 //! - [`ensemble`]: averaging predictions over flipped and transposed
 //!   copies of the input.
 //! - [`tiling`]: overlapping, feathered tiles for images of any size.
 //! - [`weights`]: the `.rdnz` weights file.
-//! - [`denoiser`]: the pipeline that ties them together.
+//! - [`denoiser`]: the pipeline that ties them together, and the one
+//!   sampling loop (every tile of an image; `denoiser::sample` for a batch).
 //! - [`checkout`] (native only): paths inside the repository, for the
 //!   workspace's binaries.
 //! - `web` (wasm32 only): the JavaScript API.
@@ -31,3 +33,9 @@ pub use diffusion::{SamplerKind, Schedule};
 pub use ensemble::Ensemble;
 pub use model::{UNet, UNetConfig};
 pub use weights::{TrainingMetadata, WeightsError};
+
+// README.md's Rust example compiles as a doctest, so the API the README
+// shows is the one the crate has.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

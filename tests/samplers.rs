@@ -6,7 +6,8 @@ use std::cell::RefCell;
 
 use burn::tensor::Tensor;
 use common::{pseudo_random, tensor, values, Cpu, Oracle};
-use realdenoise::diffusion::{blend, sample, Predictor, SamplerKind, Schedule, ScheduleError};
+use realdenoise::denoiser::sample;
+use realdenoise::diffusion::{blend, Predictor, SamplerKind, Schedule, ScheduleError};
 
 const T: usize = 100;
 const SHAPE: [usize; 4] = [1, 3, 8, 12];
@@ -94,10 +95,15 @@ fn strength_zero_returns_the_input_unchanged() {
 }
 
 #[test]
-fn a_step_returns_the_next_state_and_the_prediction() {
+fn a_step_takes_the_model_output_and_returns_the_next_state_and_the_prediction() {
     let (clean, noisy) = pair();
-    let oracle = Oracle(clean.clone());
-    let (x_prev, x0_hat) = SamplerKind::Origin.sampler::<Cpu>().step(&oracle, noisy.clone(), &noisy, T, 60, T);
+    let x_t = blend(clean.clone(), noisy.clone(), T, T);
+    let (x_prev, x0_hat) = SamplerKind::Origin.sampler::<Cpu>().step(clean.clone(), x_t.clone(), &noisy, T, 60, T);
+    assert_eq!(values(x0_hat), values(clean.clone()));
+    assert_eq!(values(x_prev), values(blend(clean.clone(), noisy.clone(), 60, T)));
+    // Improved: x_t - D(x0_hat, y, t) + D(x0_hat, y, t_prev); from x_T = y
+    // with the true x0 that is D(x0, y, t_prev) exactly.
+    let (x_prev, x0_hat) = SamplerKind::Improved.sampler::<Cpu>().step(clean.clone(), x_t, &noisy, T, 60, T);
     assert_eq!(values(x0_hat), values(clean.clone()));
     assert_eq!(values(x_prev), values(blend(clean, noisy, 60, T)));
 }

@@ -13,17 +13,17 @@ use super::{blend, Sampler};
 pub struct ImprovedSampler;
 
 impl<B: Backend> Sampler<B> for ImprovedSampler {
-    fn advance(
+    fn step(
         &self,
-        x_t: Tensor<B, 4>,
         x0_hat: Tensor<B, 4>,
+        x_t: Tensor<B, 4>,
         y: &Tensor<B, 4>,
         t: usize,
         t_prev: usize,
         timesteps: usize,
-    ) -> Tensor<B, 4> {
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let current = blend(x0_hat.clone(), y.clone(), t, timesteps);
-        let previous = blend(x0_hat, y.clone(), t_prev, timesteps);
-        x_t.sub(current).add(previous)
+        let previous = blend(x0_hat.clone(), y.clone(), t_prev, timesteps);
+        (x_t.sub(current).add(previous), x0_hat)
     }
 }

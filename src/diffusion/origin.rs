@@ -7,15 +7,15 @@ use super::{blend, Sampler};
 pub struct OriginSampler;
 
 impl<B: Backend> Sampler<B> for OriginSampler {
-    fn advance(
+    fn step(
         &self,
-        _x_t: Tensor<B, 4>,
         x0_hat: Tensor<B, 4>,
+        _x_t: Tensor<B, 4>,
         y: &Tensor<B, 4>,
         _t: usize,
         t_prev: usize,
         timesteps: usize,
-    ) -> Tensor<B, 4> {
-        blend(x0_hat, y.clone(), t_prev, timesteps)
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        (blend(x0_hat.clone(), y.clone(), t_prev, timesteps), x0_hat)
     }
 }

@@ -12,36 +12,27 @@ pub trait Predictor<B: Backend> {
     fn predict(&self, x_t: Tensor<B, 4>, t: usize) -> Tensor<B, 4>;
 }
 
-/// One reverse step `t -> t_prev`. The sampling loop belongs to the caller,
-/// who can preview `x0_hat`, report progress or stop between steps.
+/// One reverse step `t -> t_prev`, in the convention of diffusers' and
+/// candle's schedulers: the caller evaluates the network (once, or several
+/// times and averages, as [`crate::ensemble`] does) and owns the loop, so it
+/// can preview `x0_hat`, report progress or stop between steps. The one
+/// loop, which images, training's validation and the tests share, is in
+/// [`crate::denoiser`].
 pub trait Sampler<B: Backend> {
-    /// `x_{t_prev}` from `x_t` and an estimate `x0_hat` of the clean image
-    /// (the predictor's, or an average of several, as in
-    /// [`crate::ensemble`]). `y` is the noisy input (`x_T`).
-    fn advance(
-        &self,
-        x_t: Tensor<B, 4>,
-        x0_hat: Tensor<B, 4>,
-        y: &Tensor<B, 4>,
-        t: usize,
-        t_prev: usize,
-        timesteps: usize,
-    ) -> Tensor<B, 4>;
-
-    /// Predicts `x0_hat` from `x_t`, then advances. Returns
-    /// `(x_{t_prev}, x0_hat)`.
+    /// Takes the model output `x0_hat` (the estimate of the clean image made
+    /// at `x_t`) and returns `(x_{t_prev}, x0_hat)`, as diffusers'
+    /// `scheduler.step(model_output, t, sample)` returns `prev_sample` and
+    /// `pred_original_sample` (here the network predicts `x0` directly, so
+    /// the second is its output unchanged). `y` is the noisy input (`x_T`).
     fn step(
         &self,
-        predictor: &dyn Predictor<B>,
+        x0_hat: Tensor<B, 4>,
         x_t: Tensor<B, 4>,
         y: &Tensor<B, 4>,
         t: usize,
         t_prev: usize,
         timesteps: usize,
-    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let x0_hat = predictor.predict(x_t.clone(), t);
-        (self.advance(x_t, x0_hat.clone(), y, t, t_prev, timesteps), x0_hat)
-    }
+    ) -> (Tensor<B, 4>, Tensor<B, 4>);
 }
 
 /// The two samplers of the paper.
