@@ -2,10 +2,10 @@
 
 mod common;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use common::{device, pseudo_random, tensor, values, Cpu};
-use realdenoise::model::{pixel_shuffle, pixel_unshuffle, ConfigError, UNetConfig};
+use realdenoise::model::{pixel_shuffle, pixel_unshuffle, ConfigError, Convolution, UNetConfig};
 
 #[test]
 fn the_model_keeps_any_input_size() {
@@ -62,6 +62,90 @@ fn the_widest_tensor_matches_a_hand_count() {
     // skip: 72 channels, wider than anything at the bottom (128 at 1/4).
     let wide_bottom = UNetConfig::new().with_base_channels(8).with_channel_multipliers(vec![1, 8]).with_blocks_per_level(1).with_norm_groups(1);
     assert_eq!(wide_bottom.widest_tensor_bytes_per_pixel(), 72.0 * 4.0);
+}
+
+/// Every parameter of a built network with its dotted path and shape, in
+/// visiting order: the order of the module's fields, which is the order
+/// the forward pass runs its layers.
+#[derive(Default)]
+struct Parameters {
+    path: Vec<String>,
+    found: Vec<(String, Vec<usize>)>,
+}
+
+impl ModuleVisitor<Cpu> for Parameters {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Cpu, D>>) {
+        self.found.push((self.path.join("."), param.lazy_shape().dims::<D>().to_vec()));
+    }
+}
+
+/// The convolutions of the built network, read from its modules: every
+/// 4-D weight `[output, input, k, k]` in order, at the resolution the
+/// forward pass runs it: the stem's, a quarter after each downsampling
+/// (a stride-2 convolution), four times from each upsampling on.
+fn built_convolutions(config: &UNetConfig) -> Vec<(String, Convolution)> {
+    let model = config.init::<Cpu>(&device()).unwrap();
+    let mut parameters = Parameters::default();
+    model.visit(&mut parameters);
+    let unshuffle = config.pixel_unshuffle.unwrap_or(1);
+    let mut scale = 1.0 / (unshuffle * unshuffle) as f64;
+    let mut convs = Vec::new();
+    for (path, shape) in parameters.found {
+        let &[output, input, kernel, kernel_width] = shape.as_slice() else { continue };
+        assert_eq!(kernel, kernel_width, "{path}: not square");
+        if path.contains(".upsample.") {
+            scale *= 4.0;
+        }
+        let input_scale = scale;
+        if path.contains(".downsample.") {
+            scale /= 4.0;
+        }
+        convs.push((path, Convolution { input, output, kernel, input_scale, output_scale: scale }));
+    }
+    convs
+}
+
+/// The cost model (`src/model/plan.rs`) against the built module, layer by
+/// layer: a layer added to the network but not to the plan fails here.
+#[test]
+fn the_cost_model_counts_every_layer_of_the_built_network() {
+    let small = || UNetConfig::new().with_base_channels(8).with_norm_groups(2);
+    let configs = [
+        ("default", UNetConfig::new()),
+        ("pixel_unshuffle stem", UNetConfig::new().with_pixel_unshuffle(Some(2)).with_base_channels(32)),
+        ("4 levels", small().with_channel_multipliers(vec![1, 2, 3, 4])),
+        ("4 levels, stem, 3 blocks", small().with_channel_multipliers(vec![1, 1, 2, 4]).with_pixel_unshuffle(Some(2)).with_blocks_per_level(3)),
+        ("one level", small().with_channel_multipliers(vec![1]).with_blocks_per_level(1)),
+    ];
+    for (name, config) in configs {
+        let built = built_convolutions(&config);
+        let estimated = config.convolutions();
+        for (index, ((path, conv), estimate)) in built.iter().zip(&estimated).enumerate() {
+            assert_eq!(conv, estimate, "{name}: convolution {index} ({path}) differs from the cost model's");
+        }
+        assert_eq!(built.len(), estimated.len(), "{name}: the network has {} convolutions, the cost model {}", built.len(), estimated.len());
+        let model = config.init::<Cpu>(&device()).unwrap();
+        assert_eq!(model.num_params(), config.parameter_count(), "{name}: parameters");
+        // FLOPs and the widest tensor, computed from the built layers.
+        let flops: f64 = built.iter().map(|(_, c)| 2.0 * (c.kernel * c.kernel * c.input * c.output) as f64 * c.output_scale).sum();
+        assert_eq!(config.flops_per_pixel(), flops, "{name}: FLOPs");
+        let widest = built
+            .iter()
+            .map(|(_, c)| (c.input as f64 * c.input_scale).max(c.output as f64 * c.output_scale))
+            .fold(0.0, f64::max);
+        assert_eq!(config.widest_tensor_bytes_per_pixel(), 4.0 * widest, "{name}: widest tensor");
+    }
+    // The shipped architecture's figures, as the README states them.
+    assert_eq!(UNetConfig::new().parameter_count(), 889_187);
+    assert!((UNetConfig::new().flops_per_pixel() * 1e6 / 1e9 - 249.3).abs() < 0.05);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::norm::PixelGroupNorm;
+use super::plan::conv_parameters;
 
 pub(crate) fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
     Conv2dConfig::new([cin, cout], [3, 3])
@@ -56,6 +57,22 @@ impl<B: Backend> ResidualBlock<B> {
         };
         h.add(identity)
     }
+}
+
+/// The convolutions [`ResidualBlock::new`] builds, as `(input, output,
+/// kernel)`: what the cost model counts for a block (`tests/model.rs`
+/// checks both against the built network).
+pub(crate) fn residual_block_convolutions(cin: usize, cout: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let projection = (cin != cout).then_some((cin, cout, 1));
+    [(cin, cout, 3), (cout, cout, 3)].into_iter().chain(projection)
+}
+
+/// The parameters [`ResidualBlock::new`] builds: its convolutions, two
+/// normalisations and the step projection.
+pub(crate) fn residual_block_parameters(cin: usize, cout: usize, time_channels: usize) -> usize {
+    let convolutions: usize =
+        residual_block_convolutions(cin, cout).map(|(input, output, kernel)| conv_parameters(input, output, kernel)).sum();
+    convolutions + 2 * cin + 2 * cout + time_channels * cout + cout
 }
 
 /// Halves the resolution with a strided convolution.

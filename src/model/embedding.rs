@@ -9,6 +9,11 @@ use burn::tensor::{activation::silu, backend::Backend, Tensor, TensorData};
 const TIME_SCALE: f32 = 1000.0;
 const MAX_PERIOD: f32 = 10_000.0;
 
+/// The parameters [`TimestepEmbedding::new`] builds: two linear layers.
+pub(crate) fn timestep_embedding_parameters(sinusoid_channels: usize, channels: usize) -> usize {
+    sinusoid_channels * channels + channels + channels * channels + channels
+}
+
 #[derive(Module, Debug)]
 pub struct TimestepEmbedding<B: Backend> {
     hidden: Linear<B>,

@@ -5,8 +5,10 @@ mod blocks;
 mod config;
 mod embedding;
 mod norm;
+mod plan;
 mod unet;
 
 pub use config::{limits, ConfigError, UNetConfig};
 pub use norm::PixelGroupNorm;
+pub use plan::Convolution;
 pub use unet::{pixel_shuffle, pixel_unshuffle, UNet};

@@ -10,6 +10,7 @@ use super::blocks::{conv3x3, Downsample, ResidualBlock, Upsample};
 use super::config::{ConfigError, UNetConfig};
 use super::embedding::TimestepEmbedding;
 use super::norm::PixelGroupNorm;
+use super::plan::{BlockPlan, LevelPlan};
 
 #[derive(Module, Debug)]
 struct EncoderLevel<B: Backend> {
@@ -40,52 +41,30 @@ pub struct UNet<B: Backend> {
 }
 
 impl UNetConfig {
-    /// Builds a randomly initialised network.
+    /// Builds a randomly initialised network, layer by layer from
+    /// [`UNetConfig::plan`], the description the cost model counts too.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<UNet<B>, ConfigError> {
         self.validate()?;
-        let time_channels = self.time_embedding_channels();
+        let plan = self.plan();
         let groups = self.norm_groups;
-        let widths = self.level_channels();
-        let last = widths.len() - 1;
-        let block = |cin, cout| ResidualBlock::new(cin, cout, time_channels, groups, device);
-
-        let mut channels = self.base_channels;
-        let mut skips = vec![channels];
-        let mut encoder = Vec::with_capacity(widths.len());
-        for (level, &width) in widths.iter().enumerate() {
-            let mut blocks = Vec::with_capacity(self.blocks_per_level);
-            for _ in 0..self.blocks_per_level {
-                blocks.push(block(channels, width));
-                channels = width;
-                skips.push(channels);
-            }
-            let downsample = (level < last).then(|| {
-                skips.push(channels);
-                Downsample::new(channels, device)
-            });
-            encoder.push(EncoderLevel { blocks, downsample });
-        }
-        let middle = vec![block(channels, channels), block(channels, channels)];
-        let mut decoder = Vec::with_capacity(widths.len());
-        for (level, &width) in widths.iter().enumerate().rev() {
-            let mut blocks = Vec::with_capacity(self.blocks_per_level + 1);
-            for _ in 0..=self.blocks_per_level {
-                let skip = skips.pop().expect("one skip per decoder block by construction");
-                blocks.push(block(channels + skip, width));
-                channels = width;
-            }
-            let upsample = (level > 0).then(|| Upsample::new(channels, device));
-            decoder.push(DecoderLevel { blocks, upsample });
-        }
+        let blocks = |level: &LevelPlan| -> Vec<ResidualBlock<B>> {
+            let block = |b: &BlockPlan| ResidualBlock::new(b.input, b.output, plan.time_channels, groups, device);
+            level.blocks.iter().map(block).collect()
+        };
+        // An encoder level ends in a downsampling, a decoder level in an upsampling.
+        let down = |level: &LevelPlan| level.resample.map(|channels| Downsample::new(channels, device));
+        let up = |level: &LevelPlan| level.resample.map(|channels| Upsample::new(channels, device));
+        let encoder = plan.encoder.iter().map(|level| EncoderLevel { blocks: blocks(level), downsample: down(level) }).collect();
+        let decoder = plan.decoder.iter().map(|level| DecoderLevel { blocks: blocks(level), upsample: up(level) }).collect();
 
         Ok(UNet {
-            time_embedding: TimestepEmbedding::new(self.base_channels, time_channels, self.timesteps, device),
-            head: conv3x3(self.stem_channels(), self.base_channels, 1, device),
+            time_embedding: TimestepEmbedding::new(self.base_channels, plan.time_channels, self.timesteps, device),
+            head: conv3x3(plan.head.input, plan.head.output, 1, device),
             encoder,
-            middle,
+            middle: blocks(&plan.middle),
             decoder,
-            norm_out: PixelGroupNorm::new(channels, groups, device),
-            tail: conv3x3(channels, self.stem_channels(), 1, device),
+            norm_out: PixelGroupNorm::new(plan.tail.input, groups, device),
+            tail: conv3x3(plan.tail.input, plan.tail.output, 1, device),
             size_multiple: self.size_multiple(),
             timesteps: self.timesteps,
             pixel_unshuffle: self.unshuffle_factor(),
