@@ -145,7 +145,6 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         threads: Vec<usize>,
     },
-    /// Add seeded synthetic camera noise at a fixed level to one photo.
     /// Time full training steps (forward, loss, backward, AdamW, EMA) of the
     /// shipped architecture on CPU backends, with a fixed batch.
     BenchStep {
@@ -163,6 +162,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         warmup: u64,
     },
+    /// Add seeded synthetic camera noise at a fixed level to one photo
+    /// (test fixtures), through the training or the unseen camera.
     Synth {
         input: PathBuf,
         #[arg(short, long)]
