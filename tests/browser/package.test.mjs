@@ -903,10 +903,13 @@ test("a pool of two CPU workers shares the tiles and matches native output; prog
 // Cancel on WebGPU: the package waits for the GPU at every network
 // evaluation, so an abort stops the worker within one evaluation and the
 // model stays loaded (no worker replaced, no reload). SwiftShader is slow:
-// a 64 px photo and many short steps.
-const CANCEL_LIMIT_MS = 2000;
+// a 64 px photo and many short steps. The bound guards against the old
+// worker replacement and reload (93 s); it is not the speed target. On a fast
+// machine Cancel took 0.15-0.34 s; on 2026-12-02's slow CI machine one
+// SwiftShader evaluation made it 2.75 s, which a 2 s bound failed.
+const CANCEL_LIMIT_MS = 10_000;
 
-test("WebGPU: Cancel returns control within 2 s and keeps the model", { timeout: 600_000 }, async () => {
+test("WebGPU: Cancel returns control within one network evaluation and keeps the model", { timeout: 600_000 }, async () => {
   const browser = await launch({ webgpu: true });
   try {
     const { page, messages } = await openPage(browser);
