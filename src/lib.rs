@@ -14,6 +14,7 @@
 //!   sampling loop (every tile of an image; `denoiser::sample` for a batch).
 //! - [`checkout`] (native only): paths inside the repository, for the
 //!   workspace's binaries.
+//! - [`host`] (native only): what machine a binary runs on, for its records.
 //! - `web` (wasm32 only): the JavaScript API.
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -21,6 +22,8 @@ pub mod checkout;
 pub mod denoiser;
 pub mod diffusion;
 pub mod ensemble;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod host;
 pub mod model;
 pub mod tiling;
 pub mod weights;

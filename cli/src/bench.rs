@@ -622,14 +622,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    realdenoise::host::cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 fn memory_gib() -> Option<f64> {

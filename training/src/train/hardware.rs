@@ -50,10 +50,7 @@ impl TrainCall {
 /// the threads this process may use.
 pub fn cpu_description() -> String {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string())))
-        .unwrap_or_else(|| format!("{} processor", std::env::consts::ARCH));
+    let model = realdenoise::host::cpu_model().unwrap_or_else(|| format!("{} processor", std::env::consts::ARCH));
     format!("{model} ({threads} threads)")
 }
 
