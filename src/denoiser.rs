@@ -5,16 +5,14 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbaImage;
 
+use crate::device;
 use crate::diffusion::{Predictor, Sampler, SamplerKind, Schedule, ScheduleError};
 use crate::ensemble::{Ensemble, PredictionMean};
 use crate::model::{UNet, UNetConfig};
 use crate::tiling::{tile_side_for_budget, BandBlender, Overlap, Tile, TileGrid, TiledImage, TilingError};
 use crate::weights::{self, Header, WeightsError};
 
-/// Default activation-memory budget for one tile, natively.
-pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
-/// Tiles never grow past this side, whatever the budget.
-pub const MAX_TILE_SIDE: usize = 2048;
+pub use crate::device::limits::MAX_TILE_SIDE;
 
 /// How to denoise one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +45,7 @@ impl Default for DenoiseOptions {
             ensemble: Ensemble::Off,
             strength: 1.0,
             tile_size: None,
-            memory_budget: DEFAULT_MEMORY_BUDGET,
+            memory_budget: device::memory_budget(device::Platform::Native, device::Backend::Cpu),
             max_buffer_bytes: None,
             overlap: Overlap::DEFAULT,
         }

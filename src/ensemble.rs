@@ -76,6 +76,9 @@ const DIHEDRAL: [Orientation; 8] = {
 };
 
 impl Ensemble {
+    /// Every ensemble, from the cheapest.
+    pub const ALL: [Ensemble; 3] = [Ensemble::Off, Ensemble::Flips, Ensemble::Dihedral];
+
     /// The orientations averaged, the identity first.
     pub fn orientations(self) -> &'static [Orientation] {
         match self {

@@ -12,6 +12,8 @@
 //! - [`weights`]: the `.rdnz` weights file.
 //! - [`denoiser`]: the pipeline that ties them together, and the one
 //!   sampling loop (every tile of an image; `denoiser::sample` for a batch).
+//! - [`device`]: where a backend is chosen: `auto`'s policy, software
+//!   adapters, memory budgets and limits, for every binary and the browser.
 //! - [`checkout`] (native only): paths inside the repository, for the
 //!   workspace's binaries.
 //! - [`host`] (native only): what machine a binary runs on, for its records.
@@ -20,6 +22,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod checkout;
 pub mod denoiser;
+pub mod device;
 pub mod diffusion;
 pub mod ensemble;
 #[cfg(not(target_arch = "wasm32"))]

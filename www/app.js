@@ -32,11 +32,12 @@ const presets = {
   balanced: { steps: 4, ensemble: "off" },
   best: { steps: 1, ensemble: "dihedral" },
 };
-const EVALUATIONS = { off: 1, flips: 4, dihedral: 8 };
+/** Network evaluations per step of an ensemble, from the package's limits (known once loaded). */
+const views = (ensemble) => state.limits.evaluationsPerStep[ensemble];
 // Runs longer than this get a warning before they start, with a faster preset to switch to.
 const LONG_RUN_SECONDS = 60;
 const state = {
-  ready: false, backend: null, workers: 1, info: null, image: null, name: "", run: null, resultUrl: null,
+  ready: false, backend: null, workers: 1, info: null, limits: null, image: null, name: "", run: null, resultUrl: null,
   // The last two results of this photo, for the A/B comparison: { pixels, label }.
   results: [], compare: "photo",
   estimate: null, // the estimate of the run the settings describe: { seconds, ... }
@@ -138,7 +139,7 @@ function currentOptions() {
 }
 
 /** Evaluations per tile: what the time of a run is proportional to. */
-const workOf = (options) => Math.min(options.steps, Math.round(options.strength * (state.info?.timesteps ?? 1000))) * EVALUATIONS[options.ensemble];
+const workOf = (options) => Math.min(options.steps, Math.round(options.strength * (state.info?.timesteps ?? 1000))) * views(options.ensemble);
 
 let estimating = 0;
 /**
@@ -203,8 +204,8 @@ function presetFor(steps, ensemble) {
 function presetLabel({ steps, ensemble }) {
   const label = `${steps} step${steps === 1 ? "" : "s"}`;
   if (ensemble === "off") return label;
-  const views = `${EVALUATIONS[ensemble]} views`;
-  return steps === 1 ? views : `${label} × ${views}`;
+  const viewsLabel = `${views(ensemble)} views`;
+  return steps === 1 ? viewsLabel : `${label} × ${viewsLabel}`;
 }
 
 function applyPreset(name) {
@@ -289,10 +290,11 @@ async function loadModel(choice) {
   ui.backendNote.textContent = "";
   setStatus("loading the model");
   try {
-    const { backend, reason, info, fellBack, workers } = await engine.load(choice, showLoadProgress, knownSpeed);
+    const { backend, reason, info, limits, fellBack, workers } = await engine.load(choice, showLoadProgress, knownSpeed);
     state.backend = backend;
     state.workers = workers;
     state.info = info;
+    state.limits = limits;
     applyInfo(info);
     ui.backend.textContent = backend === "webgpu" ? "WebGPU" : "CPU";
     ui.backend.dataset.backend = backend;
@@ -545,8 +547,8 @@ async function run() {
     ui.download.download = outputName("png");
     const backend = state.backend === "webgpu" ? "WebGPU" : "CPU";
     const tiles = last?.tiles ?? 1;
-    const views = options.ensemble === "off" ? "" : ` × ${EVALUATIONS[options.ensemble]} views`;
-    ui.summary.textContent = `Denoised on ${backend} in ${seconds(elapsed)} · ${steps} step${steps === 1 ? "" : "s"}${views}, ${tiles} tile${tiles === 1 ? "" : "s"}, ${options.sampler} sampler, strength ${Math.round(options.strength * 100)}%`;
+    const viewsLabel = options.ensemble === "off" ? "" : ` × ${views(options.ensemble)} views`;
+    ui.summary.textContent = `Denoised on ${backend} in ${seconds(elapsed)} · ${steps} step${steps === 1 ? "" : "s"}${viewsLabel}, ${tiles} tile${tiles === 1 ? "" : "s"}, ${options.sampler} sampler, strength ${Math.round(options.strength * 100)}%`;
     ui.summary.dataset.seconds = elapsed.toFixed(2);
     if (estimate) {
       ui.summary.dataset.estimated = estimate.seconds.toFixed(2);

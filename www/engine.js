@@ -17,7 +17,7 @@ const HARD_CANCEL_MS = 1000;
 export class Engine {
   #client = null;
   #backendChoice = "auto";
-  loaded = null; // Promise<{ backend, reason, info, fellBack, workers }>
+  loaded = null; // Promise<{ backend, reason, info, limits, fellBack, workers }>
   /** Replacements of the workers after a hard cancel (for the tests). */
   reloads = 0;
   /** Called with the client's speed after each finished run (to remember it). */
@@ -25,7 +25,7 @@ export class Engine {
 
   /**
    * Starts the workers and loads the model; resolves to
-   * { backend, reason, info, fellBack, workers } (reason: the package's
+   * { backend, reason, info, limits, fellBack, workers } (reason: the package's
    * `backendReason`, why that backend). `speed`: seconds per megapixel-
    * evaluation remembered from an earlier visit, if any, for the estimates.
    */
@@ -37,7 +37,9 @@ export class Engine {
       (client) => {
         this.#client = client;
         if (typeof speed === "function") client.speed = speed(client.backend);
-        return { backend: client.backend, reason: client.backendReason, info: client.info, fellBack: null, workers: client.workers };
+        return {
+          backend: client.backend, reason: client.backendReason, info: client.info, limits: client.limits, fellBack: null, workers: client.workers,
+        };
       },
       async (error) => {
         // A WebGPU adapter that cannot run the model: say so and use the CPU.

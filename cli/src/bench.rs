@@ -28,7 +28,7 @@ use realdenoise::tiling::{PlanarImage, TileGrid};
 use realdenoise::{DenoiseOptions, Denoiser, SamplerKind};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{max_buffer_bytes, pool_bytes};
+use realdenoise::device::{max_buffer_bytes, pool_bytes, resolve_here, wgpu_adapter_name, BackendChoice};
 use crate::BenchArgs;
 
 /// A backend the benchmark can run.
@@ -418,10 +418,10 @@ fn unsupported(backend: BenchBackend, precision: Precision) -> Option<String> {
 /// Every backend that works on this machine, in this build.
 fn available_backends() -> Vec<BenchBackend> {
     let mut backends = vec![BenchBackend::Cpu];
-    if crate::backend::resolve(crate::backend::BackendChoice::Wgpu).is_ok() {
+    if resolve_here(BackendChoice::Wgpu, false).is_ok() {
         backends.push(BenchBackend::Wgpu);
     }
-    if cfg!(feature = "cuda") && Path::new("/dev/nvidiactl").exists() {
+    if resolve_here(BackendChoice::Cuda, cfg!(feature = "cuda")).is_ok() {
         backends.push(BenchBackend::Cuda);
     }
     backends
@@ -429,14 +429,7 @@ fn available_backends() -> Vec<BenchBackend> {
 
 /// Whether the adapter wgpu would use is a software rasteriser.
 fn wgpu_is_software() -> bool {
-    !crate::backend::wgpu_adapters().iter().any(crate::backend::is_hardware)
-}
-
-fn wgpu_adapter_name() -> String {
-    crate::backend::wgpu_adapters()
-        .first()
-        .map(|info| format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend))
-        .unwrap_or_else(|| "no adapter".into())
+    resolve_here(BackendChoice::Wgpu, false).is_ok_and(|resolution| resolution.warning.is_some())
 }
 
 /// The hidden `bench --single` mode: one configuration, one JSON line on stdout.
@@ -465,22 +458,22 @@ fn single(args: &BenchArgs) -> Result<()> {
     let measurement = match (backend, precision) {
         (BenchBackend::Cpu, _) => measure::<burn::backend::NdArray>(&config, &Default::default(), "cpu", cpu_model(), |_| None, |_| None)?,
         (BenchBackend::Wgpu, Precision::F16) => {
-            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), pool_bytes::<cubecl::wgpu::WgpuRuntime>, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
+            measure::<burn::backend::Wgpu<half::f16>>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), pool_bytes::<cubecl::wgpu::WgpuRuntime>, |device| Some(max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>(device)))?
         }
         (BenchBackend::Wgpu, _) => {
-            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), pool_bytes::<cubecl::wgpu::WgpuRuntime>, max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>)?
+            measure::<burn::backend::Wgpu>(&config, &Default::default(), "wgpu", wgpu_adapter_name(), pool_bytes::<cubecl::wgpu::WgpuRuntime>, |device| Some(max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>(device)))?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F32) => {
-            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
+            measure::<burn::backend::Cuda>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, |device| Some(max_buffer_bytes::<cubecl::cuda::CudaRuntime>(device)))?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::F16) => {
-            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
+            measure::<burn::backend::Cuda<half::f16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, |device| Some(max_buffer_bytes::<cubecl::cuda::CudaRuntime>(device)))?
         }
         #[cfg(feature = "cuda")]
         (BenchBackend::Cuda, Precision::Bf16) => {
-            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, max_buffer_bytes::<cubecl::cuda::CudaRuntime>)?
+            measure::<burn::backend::Cuda<half::bf16>>(&config, &Default::default(), "cuda", "CUDA device 0".into(), pool_bytes::<cubecl::cuda::CudaRuntime>, |device| Some(max_buffer_bytes::<cubecl::cuda::CudaRuntime>(device)))?
         }
         #[cfg(not(feature = "cuda"))]
         (BenchBackend::Cuda, _) => {

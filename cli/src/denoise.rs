@@ -10,9 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use realdenoise::checkout::repository_path;
 use image::ImageFormat;
 use realdenoise::denoiser::{block_on, Callback};
+use realdenoise::device::{self, max_buffer_bytes, resolve_here};
 use realdenoise::{DenoiseOptions, Denoiser, Schedule};
 
-use crate::backend::{max_buffer_bytes, resolve_noting_software, Resolved};
 use crate::files::{
     check_writable, identity, load, output_directory, output_format, probe, reduces_precision, save, LoadedImage,
     Pixels, SaveOptions, Sixteen, WEBP_MAX_SIDE,
@@ -35,28 +35,29 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
         None => default_weights()?,
     };
     let bytes = realdenoise::weights::read_file(&weights_path)?;
-    let (backend, software) = resolve_noting_software(args.backend)?;
-    if let Some(warning) = software {
+    let resolution = resolve_here(args.backend, cfg!(feature = "cuda"))?;
+    if let Some(warning) = &resolution.warning {
         eprintln!("warning: {warning}");
     }
+    let backend = resolution.backend;
     if !args.quiet {
         eprintln!("weights: {}  backend: {}", weights_path.display(), backend.name());
     }
     match backend {
-        Resolved::Cpu => process::<burn::backend::NdArray>(&Default::default(), None, &bytes, &weights_path, &jobs, &args),
-        Resolved::Wgpu => {
+        device::Backend::Cpu => process::<burn::backend::NdArray>(&Default::default(), None, &bytes, &weights_path, &jobs, &args),
+        device::Backend::Wgpu => {
             let device = Default::default();
             let limit = max_buffer_bytes::<cubecl::wgpu::WgpuRuntime>(&device);
-            process::<burn::backend::Wgpu>(&device, limit, &bytes, &weights_path, &jobs, &args)
+            process::<burn::backend::Wgpu>(&device, Some(limit), &bytes, &weights_path, &jobs, &args)
         }
         #[cfg(feature = "cuda")]
-        Resolved::Cuda => {
+        device::Backend::Cuda => {
             let device = Default::default();
             let limit = max_buffer_bytes::<cubecl::cuda::CudaRuntime>(&device);
-            process::<burn::backend::Cuda>(&device, limit, &bytes, &weights_path, &jobs, &args)
+            process::<burn::backend::Cuda>(&device, Some(limit), &bytes, &weights_path, &jobs, &args)
         }
         #[cfg(not(feature = "cuda"))]
-        Resolved::Cuda => unreachable!("resolve() refuses CUDA in builds without it"),
+        device::Backend::Cuda => unreachable!("resolve() refuses CUDA in builds without it"),
     }
 }
 

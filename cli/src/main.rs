@@ -1,7 +1,6 @@
 //! `realdenoise`: denoise photos from the command line with the realdenoise
 //! library on the CPU, a native GPU through wgpu, or CUDA.
 
-mod backend;
 mod bench;
 mod denoise;
 mod files;
@@ -14,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use realdenoise::{Ensemble, SamplerKind};
 
-use crate::backend::BackendChoice;
+use realdenoise::device::BackendChoice;
 
 #[derive(Parser, Debug)]
 #[command(name = "realdenoise", version, about = "Remove real-world camera noise from photos, on your own machine")]

@@ -48,6 +48,9 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// Every sampler, the default first.
+    pub const ALL: [SamplerKind; 2] = [SamplerKind::Improved, SamplerKind::Origin];
+
     pub fn sampler<B: Backend>(self) -> Box<dyn Sampler<B>> {
         match self {
             SamplerKind::Origin => Box::new(OriginSampler),

@@ -7,6 +7,8 @@ pub enum ErrorName {
     Input,
     Abort,
     Backend,
+    WebGpuUnavailable,
+    Internal,
 }
 
 impl ErrorName {
@@ -16,6 +18,8 @@ impl ErrorName {
             ErrorName::Input => "InputError",
             ErrorName::Abort => "AbortError",
             ErrorName::Backend => "BackendError",
+            ErrorName::WebGpuUnavailable => "WebGpuUnavailableError",
+            ErrorName::Internal => "InternalError",
         }
     }
 }

@@ -11,10 +11,12 @@ use burn::backend::ndarray::NdArray;
 use burn::backend::wgpu::{graphics::WebGpu as WebGpuApi, init_setup_async, RuntimeOptions, Wgpu, WgpuDevice, WgpuRuntime};
 use burn::cubecl::Runtime;
 use image::RgbaImage;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::denoiser::{plan_tiles, Cancelled, DenoiseError, Observer, Progress, MAX_TILE_SIDE};
+use crate::denoiser::{plan_tiles, Cancelled, DenoiseError, Observer, Progress};
+use crate::device::{self, limits, Adapter, AdapterKind, Backend, BackendChoice, Cuda, DeviceError, Machine, Platform};
 use crate::tiling::{PlanarImage, Span, Tile, TiledImage};
 use crate::{DenoiseOptions, Denoiser, Ensemble, SamplerKind};
 use errors::{js_error, ErrorName};
@@ -37,15 +39,97 @@ pub struct Model {
     max_buffer_bytes: Option<usize>,
 }
 
+/// A run's options as the package passes them (`src/web/js/index.js` has
+/// checked their types and ranges; the names are checked here).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunOptions {
+    steps: u32,
+    sampler: String,
+    ensemble: String,
+    strength: f32,
+    /// 0 = from the memory budget.
+    #[serde(default)]
+    tile_size: u32,
+}
+
+/// `plan`'s options.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PlanOptions {
+    #[serde(default)]
+    tile_size: u32,
+    workers: u32,
+}
+
+/// Serialises for JavaScript as plain objects and arrays (not `Map`s).
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error(ErrorName::Internal, &e.to_string()))
+}
+
+fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| js_error(ErrorName::Input, &format!("{what}: {e}")))
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The limits and choices every call is checked against (src/device.rs),
+/// for the package's argument checks: `{ maxSteps, maxTileSide,
+/// maxImageSide, maxWorkers, samplers, ensembles, evaluationsPerStep }`.
+#[wasm_bindgen]
+pub fn limits() -> Result<JsValue, JsValue> {
+    to_js(&serde_json::json!({
+        "maxSteps": limits::MAX_STEPS,
+        "maxTileSide": limits::MAX_TILE_SIDE,
+        "maxImageSide": limits::MAX_BROWSER_IMAGE_SIDE,
+        "maxWorkers": limits::MAX_WORKERS,
+        "samplers": SamplerKind::ALL.map(SamplerKind::name),
+        "ensembles": Ensemble::ALL.map(Ensemble::name),
+        "evaluationsPerStep": Ensemble::ALL.map(|e| (e.name(), e.evaluations())).into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+}
+
+/// The browser's WebGPU adapter as the package reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BrowserAdapter {
+    /// `adapter.info`'s vendor, architecture, device and description, joined.
+    description: String,
+    #[serde(default)]
+    is_fallback_adapter: bool,
+}
+
+/// Which backend to load for `requested` ("auto", "webgpu" or "cpu") given
+/// the page's WebGPU adapter (`null` when there is none, or
+/// `{ description, isFallbackAdapter }`): `{ backend: "webgpu" | "cpu",
+/// reason }`, decided by `device::resolve` as natively. `auto` never picks a
+/// software renderer.
+#[wasm_bindgen(js_name = resolveBackend)]
+pub fn resolve_backend(requested: &str, adapter: JsValue) -> Result<JsValue, JsValue> {
+    let choice: BackendChoice = requested.parse().map_err(|e: DeviceError| js_error(ErrorName::Input, &e.to_string()))?;
+    let adapters = if adapter.is_null() || adapter.is_undefined() {
+        Vec::new()
+    } else {
+        let found: BrowserAdapter = from_js(adapter, "adapter")?;
+        vec![Adapter { description: found.description, kind: AdapterKind::Unknown, is_fallback: found.is_fallback_adapter }]
+    };
+    let machine = Machine { platform: Platform::Browser, cuda: Cuda::NotBuilt, adapters };
+    let resolution = device::resolve(choice, &machine).map_err(|e| match e {
+        DeviceError::NoWebGpuAdapter => js_error(ErrorName::WebGpuUnavailable, &e.to_string()),
+        other => js_error(ErrorName::Input, &other.to_string()),
+    })?;
+    to_js(&serde_json::json!({ "backend": resolution.backend.browser_name(), "reason": resolution.reason }))
+}
+
 #[wasm_bindgen]
 impl Model {
-    /// Loads `.rdnz` weights on `backend` ("webgpu" or "cpu"; the caller has
-    /// already checked that a WebGPU adapter exists).
+    /// Loads `.rdnz` weights on `backend` ("webgpu" or "cpu", as
+    /// `resolveBackend` answered: a WebGPU adapter exists).
     pub async fn load(weights: Vec<u8>, backend: String) -> Result<Model, JsValue> {
         let engine = match backend.as_str() {
             "webgpu" => {
@@ -64,9 +148,7 @@ impl Model {
             other => return Err(js_error(ErrorName::Input, &format!("unknown backend '{other}' (expected 'webgpu' or 'cpu')"))),
         };
         let max_buffer_bytes = match engine {
-            Engine::WebGpu(_) => {
-                Some(WgpuRuntime::client(&WgpuDevice::default()).properties().memory.max_page_size as usize)
-            }
+            Engine::WebGpu(_) => Some(device::max_buffer_bytes::<WgpuRuntime>(&WgpuDevice::default())),
             Engine::Cpu(_) => None,
         };
         Ok(Model { engine, max_buffer_bytes })
@@ -75,21 +157,18 @@ impl Model {
     /// "webgpu" or "cpu".
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        match self.engine {
-            Engine::WebGpu(_) => "webgpu".into(),
-            Engine::Cpu(_) => "cpu".into(),
-        }
+        self.device_backend().browser_name().into()
     }
 
-    /// Model metadata as JSON: config, training metadata, parameter count,
-    /// GFLOP per megapixel per step.
-    #[wasm_bindgen(js_name = infoJson)]
-    pub fn info_json(&self) -> String {
+    /// Model metadata: architecture, parameter count, timesteps, default
+    /// steps and sampler, whether trained, GFLOP per megapixel per step,
+    /// and the weights header's model and training records.
+    pub fn info(&self) -> Result<JsValue, JsValue> {
         let header = match &self.engine {
             Engine::WebGpu(d) => d.header(),
             Engine::Cpu(d) => d.header(),
         };
-        serde_json::json!({
+        to_js(&serde_json::json!({
             "architecture": header.architecture,
             "parameters": header.parameter_count(),
             "timesteps": header.model.timesteps,
@@ -99,44 +178,24 @@ impl Model {
             "gflopsPerMegapixelPerStep": header.model.flops_per_pixel() * 1e-3,
             "model": header.model,
             "training": header.training,
-        })
-        .to_string()
-    }
-
-    /// The tile side the given options lead to (0 = from the budget).
-    #[wasm_bindgen(js_name = tileSize)]
-    pub fn tile_size(&self, tile_size: u32, memory_budget: f64) -> u32 {
-        let options = DenoiseOptions {
-            tile_size: (tile_size > 0).then_some(tile_size as usize),
-            memory_budget: memory_budget as usize,
-            max_buffer_bytes: self.max_buffer_bytes,
-            ..DenoiseOptions::default()
-        };
-        (match &self.engine {
-            Engine::WebGpu(d) => d.tile_size(&options),
-            Engine::Cpu(d) => d.tile_size(&options),
-        }) as u32
+        }))
     }
 
     /// Denoises RGBA pixels; returns new RGBA pixels (alpha untouched).
-    /// `progress(p)` is awaited between steps, tiles and ensemble evaluations; it resolves to
-    /// `false` to cancel (the run then rejects with an `AbortError`).
-    #[allow(clippy::too_many_arguments)]
+    /// `options`: `{ steps, sampler, ensemble, strength, tileSize }`.
+    /// `progress(p)` is awaited between steps, tiles and ensemble
+    /// evaluations; it resolves to `false` to cancel (the run then rejects
+    /// with an `AbortError`).
     pub async fn denoise(
         &self,
         rgba: Vec<u8>,
         width: u32,
         height: u32,
-        steps: u32,
-        sampler: String,
-        ensemble: String,
-        strength: f32,
-        tile_size: u32,
-        memory_budget: f64,
+        options: JsValue,
         progress: js_sys::Function,
     ) -> Result<Vec<u8>, JsValue> {
         check_pixels(&rgba, width, height)?;
-        let options = self.options(steps, &sampler, &ensemble, strength, tile_size, memory_budget)?;
+        let options = self.options(&from_js(options, "denoise options")?)?;
         let image = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
         let mut observer = self.observer(progress);
         let result = match &self.engine {
@@ -146,62 +205,60 @@ impl Model {
         result.map(RgbaImage::into_raw).map_err(denoise_error)
     }
 
-    /// The tiles of a run shared by `workers` workers (the package's worker
-    /// pool), as JSON `{"tile", "columns": [[start, end], ...], "rows": [...],
-    /// "columnWeights": [[...], ...], "rowWeights": [[...], ...]}`: each tile
-    /// is a column span by a row span; its blending weight at (x, y) is
+    /// The tiles of a run shared by `options.workers` workers (the
+    /// package's worker pool): `{ tile, columns: [[start, end], ...], rows,
+    /// columnWeights: [[...], ...], rowWeights }`. Each tile is a column
+    /// span by a row span; its blending weight at (x, y) is
     /// `columnWeights[c][x - start] * rowWeights[r][y - start]`, and every
     /// pixel's weights sum to a positive number to divide by, as in the
     /// library's own blender.
-    #[wasm_bindgen(js_name = planJson)]
-    pub fn plan_json(&self, width: u32, height: u32, tile_size: u32, memory_budget: f64, workers: u32) -> Result<String, JsValue> {
+    pub fn plan(&self, width: u32, height: u32, options: JsValue) -> Result<JsValue, JsValue> {
         check_size(width, height)?;
-        let options = self.options(1, "improved", "off", 1.0, tile_size, memory_budget)?;
+        let PlanOptions { tile_size, workers } = from_js(options, "plan options")?;
+        let run = RunOptions { steps: 1, sampler: "improved".into(), ensemble: "off".into(), strength: 1.0, tile_size };
+        let options = self.options(&run)?;
         let config = match &self.engine {
             Engine::WebGpu(d) => d.config(),
             Engine::Cpu(d) => d.config(),
         };
-        let grid = plan_tiles(config, &options, width as usize, height as usize, workers.max(1) as usize)
-            .map_err(denoise_error)?;
+        let workers = workers.clamp(1, limits::MAX_WORKERS as u32) as usize;
+        let grid = plan_tiles(config, &options, width as usize, height as usize, workers).map_err(denoise_error)?;
         let spans = |spans: &[Span]| spans.iter().map(|s| [s.start, s.end]).collect::<Vec<_>>();
-        Ok(serde_json::json!({
+        to_js(&serde_json::json!({
             "tile": grid.columns.iter().chain(&grid.rows).map(|s| s.len()).max().unwrap_or(0),
             "columns": spans(&grid.columns),
             "rows": spans(&grid.rows),
             "columnWeights": grid.columns.iter().map(|&x| grid.column_weights(x)).collect::<Vec<_>>(),
             "rowWeights": grid.rows.iter().map(|&y| grid.row_weights(y)).collect::<Vec<_>>(),
-        })
-        .to_string())
+        }))
     }
 
     /// Denoises one tile of a pooled run: all of `rgba` (a tile cut from the
-    /// photo by `planJson`, context margins included) as a single tile.
+    /// photo by `plan`, context margins included) as a single tile.
     /// Returns the denoised RGB as planar `[3, height, width]` f32 values in
     /// 0..1, unquantised, for the caller to blend with the tile's weights
-    /// exactly as the single-worker run blends them. Progress as `denoise`.
-    #[allow(clippy::too_many_arguments)]
+    /// exactly as the single-worker run blends them. Options (`tileSize`
+    /// aside) and progress as `denoise`.
     #[wasm_bindgen(js_name = denoiseTile)]
     pub async fn denoise_tile(
         &self,
         rgba: Vec<u8>,
         width: u32,
         height: u32,
-        steps: u32,
-        sampler: String,
-        ensemble: String,
-        strength: f32,
+        options: JsValue,
         progress: js_sys::Function,
     ) -> Result<Vec<f32>, JsValue> {
         check_pixels(&rgba, width, height)?;
-        if width.max(height) as usize > MAX_TILE_SIDE {
+        if width.max(height) as usize > limits::MAX_TILE_SIDE {
             return Err(js_error(
                 ErrorName::Input,
-                &format!("a tile is at most {MAX_TILE_SIDE} pixels a side (got {width}x{height})"),
+                &format!("a tile is at most {} pixels a side (got {width}x{height})", limits::MAX_TILE_SIDE),
             ));
         }
         // One tile covering the whole input: image borders get full weight,
         // so the planar result is the network's clamped output itself.
-        let options = self.options(steps, &sampler, &ensemble, strength, MAX_TILE_SIDE as u32, 0.0)?;
+        let run: RunOptions = from_js(options, "tile options")?;
+        let options = self.options(&RunOptions { tile_size: limits::MAX_TILE_SIDE as u32, ..run })?;
         let (w, h) = (width as usize, height as usize);
         let rgba = RgbaImage::from_raw(width, height, rgba).expect("length checked above");
         let whole = Tile { x: Span { start: 0, end: w }, y: Span { start: 0, end: h } };
@@ -216,24 +273,25 @@ impl Model {
 }
 
 impl Model {
-    fn options(
-        &self,
-        steps: u32,
-        sampler: &str,
-        ensemble: &str,
-        strength: f32,
-        tile_size: u32,
-        memory_budget: f64,
-    ) -> Result<DenoiseOptions, JsValue> {
-        let sampler: SamplerKind = sampler.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
-        let ensemble: Ensemble = ensemble.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
+    fn device_backend(&self) -> Backend {
+        match self.engine {
+            Engine::WebGpu(_) => Backend::Wgpu,
+            Engine::Cpu(_) => Backend::Cpu,
+        }
+    }
+
+    /// The library's options for a run: the browser's memory budget for
+    /// this backend (src/device.rs) and the device's buffer limit.
+    fn options(&self, run: &RunOptions) -> Result<DenoiseOptions, JsValue> {
+        let sampler: SamplerKind = run.sampler.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
+        let ensemble: Ensemble = run.ensemble.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
         Ok(DenoiseOptions {
-            steps: steps as usize,
+            steps: run.steps as usize,
             sampler,
             ensemble,
-            strength,
-            tile_size: (tile_size > 0).then_some(tile_size as usize),
-            memory_budget: memory_budget as usize,
+            strength: run.strength,
+            tile_size: (run.tile_size > 0).then_some(run.tile_size as usize),
+            memory_budget: device::memory_budget(Platform::Browser, self.device_backend()),
             max_buffer_bytes: self.max_buffer_bytes,
             ..DenoiseOptions::default()
         })
@@ -276,25 +334,22 @@ fn denoise_error(error: DenoiseError) -> JsValue {
     }
 }
 
-/// The WebGPU device's memory pools as JSON `{"bytesInUse", "bytesPadding",
-/// "bytesReserved", "allocations"}` (cubecl's `MemoryUsage`), or `undefined`
+/// The WebGPU device's memory pools, `{ bytesInUse, bytesPadding,
+/// bytesReserved, allocations }` (cubecl's `MemoryUsage`), or `undefined`
 /// when WebGPU has not been set up in this page or worker. The pools belong
 /// to the device, so every WebGPU `Model` here shares them.
 #[wasm_bindgen(js_name = webgpuMemoryUsage)]
-pub fn webgpu_memory_usage() -> Option<String> {
+pub fn webgpu_memory_usage() -> Result<JsValue, JsValue> {
     if !WEBGPU_READY.with(Cell::get) {
-        return None;
+        return Ok(JsValue::UNDEFINED);
     }
-    let usage = WgpuRuntime::client(&WgpuDevice::default()).memory_usage().ok()?;
-    Some(
-        serde_json::json!({
-            "bytesInUse": usage.bytes_in_use,
-            "bytesPadding": usage.bytes_padding,
-            "bytesReserved": usage.bytes_reserved,
-            "allocations": usage.number_allocs,
-        })
-        .to_string(),
-    )
+    let Ok(usage) = WgpuRuntime::client(&WgpuDevice::default()).memory_usage() else { return Ok(JsValue::UNDEFINED) };
+    to_js(&serde_json::json!({
+        "bytesInUse": usage.bytes_in_use,
+        "bytesPadding": usage.bytes_padding,
+        "bytesReserved": usage.bytes_reserved,
+        "allocations": usage.number_allocs,
+    }))
 }
 
 /// Returns the WebGPU device's free memory pages to the browser (pages still
@@ -304,6 +359,19 @@ pub fn webgpu_memory_cleanup() {
     if WEBGPU_READY.with(Cell::get) {
         WgpuRuntime::client(&WgpuDevice::default()).memory_cleanup();
     }
+}
+
+/// A progress report as JavaScript receives it.
+#[derive(Serialize)]
+struct ProgressEvent {
+    stage: &'static str,
+    step: usize,
+    steps: usize,
+    tile: usize,
+    tiles: usize,
+    evaluation: usize,
+    evaluations: usize,
+    fraction: f64,
 }
 
 /// Forwards progress to JavaScript and awaits its answer, which also lets
@@ -319,17 +387,17 @@ impl Observer for JsObserver {
     }
 
     async fn progress(&mut self, progress: Progress) -> Result<(), Cancelled> {
-        let event = serde_json::json!({
-            "stage": "denoise",
-            "step": progress.step,
-            "steps": progress.steps,
-            "tile": progress.tile,
-            "tiles": progress.tiles,
-            "evaluation": progress.evaluation,
-            "evaluations": progress.evaluations,
-            "fraction": progress.fraction,
-        });
-        let value = js_sys::JSON::parse(&event.to_string()).map_err(|_| Cancelled)?;
+        let event = ProgressEvent {
+            stage: "denoise",
+            step: progress.step,
+            steps: progress.steps,
+            tile: progress.tile,
+            tiles: progress.tiles,
+            evaluation: progress.evaluation,
+            evaluations: progress.evaluations,
+            fraction: progress.fraction,
+        };
+        let value = to_js(&event).map_err(|_| Cancelled)?;
         let answer = self.callback.call1(&JsValue::NULL, &value).map_err(|_| Cancelled)?;
         let keep_going = match answer.dyn_into::<js_sys::Promise>() {
             Ok(promise) => JsFuture::from(promise).await.map_err(|_| Cancelled)?,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::backend::{Autodiff, NdArray};
+use realdenoise::device::BackendChoice;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 use image::RgbImage;
@@ -289,25 +290,11 @@ fn check_backend(backend: Backend) -> Result<()> {
         Backend::CpuTch | Backend::CudaTch if !cfg!(feature = "tch") => {
             bail!("this binary was built without LibTorch; build it with `--features realdenoise-training/tch` against a local libtorch 2.9.0 (training/README.md)")
         }
-        Backend::Cuda => cuda_driver_loads(),
+        // cudarc panics in a worker thread when the driver is missing; say so first.
+        Backend::Cuda => realdenoise::device::resolve_here(BackendChoice::Cuda, true).map(drop).map_err(Into::into),
         Backend::CudaTch => libtorch_sees_cuda(),
         Backend::Cpu | Backend::CpuTch | Backend::Wgpu => Ok(()),
     }
-}
-
-/// cudarc panics in a worker thread when the driver is missing; say so first.
-#[cfg(feature = "cuda")]
-fn cuda_driver_loads() -> Result<()> {
-    // SAFETY: loading the driver library runs only its own initialisers.
-    if unsafe { libloading::Library::new("libcuda.so.1") }.is_err() {
-        bail!("--backend cuda needs an NVIDIA GPU and its driver, and libcuda.so.1 cannot be loaded here; use --backend cpu");
-    }
-    Ok(())
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda_driver_loads() -> Result<()> {
-    Ok(())
 }
 
 #[cfg(feature = "wgpu")]

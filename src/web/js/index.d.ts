@@ -37,6 +37,22 @@ export interface Progress {
   fraction: number;
 }
 
+/** The library's limits and choices (src/device.rs in the Rust crate). */
+export interface Limits {
+  /** Largest `steps`. */
+  maxSteps: number;
+  /** Largest `tileSize`, and the largest tile side `denoiseTile` takes. */
+  maxTileSide: number;
+  /** Largest image width or height. */
+  maxImageSide: number;
+  /** Most workers a tile plan is made for. */
+  maxWorkers: number;
+  samplers: Sampler[];
+  ensembles: Ensemble[];
+  /** Network evaluations per step of each ensemble. */
+  evaluationsPerStep: Record<Ensemble, number>;
+}
+
 export interface ModelInfo {
   architecture: string;
   parameters: number;
@@ -177,6 +193,8 @@ export declare class Denoiser {
    */
   readonly backendReason: string;
   readonly info: Readonly<ModelInfo>;
+  /** The library's limits and choices, which every call is checked against. */
+  readonly limits: Readonly<Limits>;
   /**
    * Calls on one Denoiser are queued and run one after another. Rejects with
    * an `Error` named `InputError`, `AbortError`, `BackendError` or

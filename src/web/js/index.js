@@ -13,20 +13,11 @@ export {
 
 const DEFAULT_WEIGHTS = new URL("./realdenoise.rdnz", import.meta.url);
 const WASM_URL = new URL("./realdenoise_bg.wasm", import.meta.url);
-// Activation memory one tile may use; on WebGPU the model also shrinks tiles
-// until their widest tensor fits the adapter's buffer limit.
-const CPU_BUDGET = 256 * 1024 * 1024;
-const GPU_BUDGET = 512 * 1024 * 1024;
-
+// The limits, choices, memory budgets and the backend policy live in the
+// library (src/device.rs) and reach this file through the module's
+// `limits()` and `resolveBackend()`; only the names of `load`'s backends are
+// here, because they are checked before the module has started.
 const BACKENDS = ["auto", "webgpu", "cpu"];
-const SAMPLERS = ["improved", "origin"];
-const ENSEMBLES = ["off", "flips", "dihedral"];
-/** Largest `steps` accepted (the model caps it at its `T` anyway). */
-const MAX_STEPS = 10_000;
-/** Largest explicit `tileSize` (the model's own largest tile side). */
-const MAX_TILE_SIDE = 2048;
-/** Largest image side (the module takes sizes as u32; this keeps products exact). */
-const MAX_SIDE = 1 << 20;
 /** The names every rejection of this package carries. */
 const ERROR_NAMES = new Set([
   "WeightsError", "InputError", "AbortError", "BackendError", "InternalError",
@@ -98,6 +89,8 @@ class Runtime {
     this.pending = new Set();
     /** WeakRefs to the Models made on this instance. */
     this.models = new Set();
+    /** The library's limits and choices (src/device.rs), once started. */
+    this.limits = null;
   }
 }
 
@@ -259,6 +252,7 @@ function startRuntime(onBytes) {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const bytes = await readBody(response, onBytes);
     await glue.default({ module_or_path: new Response(bytes, { headers: { "Content-Type": "application/wasm" } }) });
+    runtime.limits = Object.freeze(glue.limits());
     freshGlueNeeded = false;
     return runtime;
   })().catch((error) => {
@@ -282,13 +276,6 @@ async function probeAdapter() {
   }
 }
 
-// Software WebGPU renderers (Chromium's SwiftShader, Mesa's llvmpipe and
-// lavapipe, ...): they run the model several times slower than the package's
-// SIMD CPU path, so `backend: "auto"` treats them as no GPU.
-const SOFTWARE_RENDERERS = [
-  [/swiftshader/i, "SwiftShader"], [/llvmpipe/i, "llvmpipe"], [/lavapipe/i, "lavapipe"], [/software/i, "software"],
-];
-
 /** The adapter's description: `adapter.info` (current browsers) or `requestAdapterInfo()` (older ones). */
 async function adapterInfo(adapter) {
   let info = adapter.info;
@@ -302,18 +289,18 @@ async function adapterInfo(adapter) {
   return info ?? {};
 }
 
-/** The name of the software renderer behind `adapter`, or null for a hardware adapter. */
-async function softwareRenderer(adapter) {
+/**
+ * The adapter as the module's `resolveBackend` reads it: its vendor,
+ * architecture, device and description joined (software renderers such as
+ * SwiftShader are known by name there), and whether it is a fallback adapter.
+ */
+async function describeAdapter(adapter) {
   const info = await adapterInfo(adapter);
-  const text = ["vendor", "architecture", "device", "description"]
+  const description = ["vendor", "architecture", "device", "description"]
     .map((key) => info[key])
     .filter((value) => typeof value === "string")
     .join(" ");
-  for (const [pattern, name] of SOFTWARE_RENDERERS) {
-    if (pattern.test(text)) return name;
-  }
-  if (adapter.isFallbackAdapter === true || info.isFallbackAdapter === true) return "a fallback adapter";
-  return null;
+  return { description, isFallbackAdapter: adapter.isFallbackAdapter === true || info.isFallbackAdapter === true };
 }
 
 // ---------------------------------------------------------------------------
@@ -362,10 +349,6 @@ function isAbortSignal(value) {
 const LOAD_OPTIONS = ["weights", "backend", "onProgress"];
 const DENOISE_OPTIONS = ["steps", "sampler", "ensemble", "strength", "tileSize", "onProgress", "signal"];
 const TILE_OPTIONS = ["steps", "sampler", "ensemble", "strength", "onProgress", "signal"];
-/** Network evaluations per step of each ensemble. */
-const EVALUATIONS = { off: 1, flips: 4, dihedral: 8 };
-/** The most workers a plan is made for. */
-const MAX_WORKERS = 64;
 
 function isWeightsSource(value) {
   return (
@@ -392,19 +375,22 @@ function validateLoadOptions(options) {
   return { weights, backend, onProgress };
 }
 
-/** Checks `denoise`'s options against the model's defaults; returns the values sent to the module. */
-function validateOptions(options, info, known = DENOISE_OPTIONS) {
+/**
+ * Checks `denoise`'s options against the model's defaults and the library's
+ * limits; returns the values sent to the module.
+ */
+function validateOptions(options, info, limits, known = DENOISE_OPTIONS) {
   const {
     steps = info.defaultSteps, sampler = info.defaultSampler, ensemble = "off", strength = 1, tileSize = 0,
     onProgress, signal,
   } = checkOptionsObject(options, "denoise options", known);
-  checkInteger("steps", steps, 1, MAX_STEPS);
-  checkChoice("sampler", sampler, SAMPLERS);
-  checkChoice("ensemble", ensemble, ENSEMBLES);
+  checkInteger("steps", steps, 1, limits.maxSteps);
+  checkChoice("sampler", sampler, limits.samplers);
+  checkChoice("ensemble", ensemble, limits.ensembles);
   if (typeof strength !== "number" || !(strength >= 0 && strength <= 1)) {
     throw inputError(`strength must be a number from 0 to 1 (got ${describe(strength)})`);
   }
-  checkInteger("tileSize", tileSize, 0, MAX_TILE_SIDE);
+  checkInteger("tileSize", tileSize, 0, limits.maxTileSide);
   checkCallback("onProgress", onProgress);
   if (signal !== undefined && !isAbortSignal(signal)) {
     throw inputError(`signal must be an AbortSignal (got ${describe(signal)})`);
@@ -534,16 +520,16 @@ async function writeCached(key, bytes) {
   }
 }
 
-/** Reads RGBA pixels out of any supported image source. */
-function toPixels(image) {
+/** Reads RGBA pixels out of any supported image source (sides up to `maxSide`). */
+function toPixels(image, maxSide) {
   if (image !== null && typeof image === "object" && "data" in image && "width" in image && "height" in image) {
     const { data, width, height } = image;
     if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
       throw inputError(`image.data must be a Uint8Array or Uint8ClampedArray of RGBA values (got ${describe(data)})`);
     }
     for (const [name, value] of [["width", width], ["height", height]]) {
-      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_SIDE) {
-        throw inputError(`image.${name} must be an integer from 1 to ${MAX_SIDE} (got ${describe(value)})`);
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > maxSide) {
+        throw inputError(`image.${name} must be an integer from 1 to ${maxSide} (got ${describe(value)})`);
       }
     }
     if (data.length !== width * height * 4) {
@@ -578,16 +564,14 @@ export class Denoiser {
   #model;
   #runtime;
   #queue = Promise.resolve();
-  #budget;
   #disposed = false;
   #released = null;
 
   /** Use `Denoiser.load`. */
-  constructor(token, model, runtime, budget, info, backendReason) {
+  constructor(token, model, runtime, info, backendReason) {
     if (token !== constructing) throw new TypeError("use Denoiser.load() to make a Denoiser");
     this.#model = model;
     this.#runtime = runtime;
-    this.#budget = budget;
     /** "webgpu" | "cpu": the backend actually in use. */
     this.backend = model.backend;
     /**
@@ -597,6 +581,11 @@ export class Denoiser {
     this.backendReason = backendReason;
     /** Model metadata from the weights header. */
     this.info = Object.freeze(info);
+    /**
+     * The library's limits and choices: { maxSteps, maxTileSide,
+     * maxImageSide, maxWorkers, samplers, ensembles, evaluationsPerStep }.
+     */
+    this.limits = runtime.limits;
   }
 
   /**
@@ -629,39 +618,19 @@ export class Denoiser {
       };
       const runtime = await startRuntime(bytesReport("wasm", 0, 0.2));
       if (failedCallback) throw failedCallback.error;
-      let adapter = null;
-      let reason = "the CPU backend was requested";
-      if (backend !== "cpu") {
-        adapter = await probeAdapter();
-        if (!adapter && backend === "webgpu") {
-          throw namedError("WebGpuUnavailableError", "WebGPU was requested but this browser exposes no WebGPU adapter");
-        }
-        const software = adapter ? await softwareRenderer(adapter) : null;
-        if (!adapter) {
-          reason = "this browser exposes no WebGPU adapter";
-        } else if (backend === "webgpu") {
-          reason = software
-            ? `WebGPU was requested; its adapter is a software renderer (${software}), slower than the CPU`
-            : "WebGPU was requested";
-        } else if (software) {
-          // "auto": never a software GPU.
-          adapter = null;
-          reason = `the only WebGPU adapter is a software renderer (${software}); the CPU is faster`;
-        } else {
-          reason = "a hardware WebGPU adapter is available";
-        }
-      }
-      const chosen = adapter ? "webgpu" : "cpu";
+      // The choice is the library's (src/device.rs): "auto" never takes a
+      // software renderer such as SwiftShader.
+      const adapter = backend === "cpu" ? null : await probeAdapter();
+      const described = adapter ? await describeAdapter(adapter) : null;
+      const { backend: chosen, reason } = callSync(runtime, () => runtime.glue.resolveBackend(backend, described));
       report({ stage: "backend", fraction: 0.2, backend: chosen, reason });
       const bytes = await readWeights(weights, bytesReport("weights", 0.3, 0.4));
       if (failedCallback) throw failedCallback.error;
       report({ stage: "model", fraction: 0.7 });
       const model = await call(runtime, () => runtime.glue.Model.load(bytes, chosen));
       runtime.models.add(new WeakRef(model));
-      const info = callSync(runtime, () => JSON.parse(model.infoJson()));
-      // The model itself also keeps each tile's widest tensor within the
-      // device's buffer limit (maxStorageBufferBindingSize).
-      const denoiser = new Denoiser(constructing, model, runtime, adapter ? GPU_BUDGET : CPU_BUDGET, info, reason);
+      const info = callSync(runtime, () => model.info());
+      const denoiser = new Denoiser(constructing, model, runtime, info, reason);
       report({ stage: "ready", fraction: 1 });
       return denoiser;
     } catch (error) {
@@ -679,7 +648,7 @@ export class Denoiser {
     if (this.#disposed) return Promise.reject(inputError("this Denoiser was disposed; load a new one"));
     let request;
     try {
-      request = { ...validateOptions(options, this.info), ...toPixels(image) };
+      request = { ...validateOptions(options, this.info, this.limits), ...toPixels(image, this.limits.maxImageSide) };
     } catch (error) {
       return Promise.reject(toNamed(error));
     }
@@ -700,17 +669,18 @@ export class Denoiser {
    */
   planTiles(width, height, options) {
     if (this.#disposed) throw inputError("this Denoiser was disposed; load a new one");
+    const limits = this.limits;
     for (const [name, value] of [["width", width], ["height", height]]) {
-      checkInteger(name, value, 1, MAX_SIDE);
+      checkInteger(name, value, 1, limits.maxImageSide);
     }
     const { workers = 1, ...rest } = checkOptionsObject(options, "denoise options", [...DENOISE_OPTIONS, "workers"]);
-    checkInteger("workers", workers, 1, MAX_WORKERS);
-    const { steps, sampler, ensemble, strength, tileSize } = validateOptions(rest, this.info);
+    checkInteger("workers", workers, 1, limits.maxWorkers);
+    const { steps, sampler, ensemble, strength, tileSize } = validateOptions(rest, this.info, limits);
     const runtime = this.#runtime;
-    const plan = callSync(runtime, () => JSON.parse(this.#model.planJson(width, height, tileSize, this.#budget, workers)));
+    const plan = callSync(runtime, () => this.#model.plan(width, height, { tileSize, workers }));
     // Strength s starts the schedule at round(s * T): at most that many steps
     // run (the library's Schedule; strength is an f32 there).
-    const evaluations = Math.min(steps, Math.round(Math.fround(strength) * this.info.timesteps)) * EVALUATIONS[ensemble];
+    const evaluations = Math.min(steps, Math.round(Math.fround(strength) * this.info.timesteps)) * limits.evaluationsPerStep[ensemble];
     return { ...plan, evaluations, options: { steps, sampler, ensemble, strength } };
   }
 
@@ -725,9 +695,10 @@ export class Denoiser {
     if (this.#disposed) return Promise.reject(inputError("this Denoiser was disposed; load a new one"));
     let request;
     try {
-      request = { ...validateOptions(options, this.info, TILE_OPTIONS), ...toPixels(image), tile: true };
-      if (Math.max(request.width, request.height) > MAX_TILE_SIDE) {
-        throw inputError(`a tile is at most ${MAX_TILE_SIDE} pixels a side (got ${request.width}x${request.height})`);
+      const { maxTileSide, maxImageSide } = this.limits;
+      request = { ...validateOptions(options, this.info, this.limits, TILE_OPTIONS), ...toPixels(image, maxImageSide), tile: true };
+      if (Math.max(request.width, request.height) > maxTileSide) {
+        throw inputError(`a tile is at most ${maxTileSide} pixels a side (got ${request.width}x${request.height})`);
       }
     } catch (error) {
       return Promise.reject(toNamed(error));
@@ -757,12 +728,12 @@ export class Denoiser {
       const model = this.#model;
       if (tile) {
         const planes = await call(this.#runtime, () =>
-          model.denoiseTile(data, width, height, steps, sampler, ensemble, strength, progress),
+          model.denoiseTile(data, width, height, { steps, sampler, ensemble, strength }, progress),
         );
         return { data: planes, width, height };
       }
       const output = await call(this.#runtime, () =>
-        model.denoise(data, width, height, steps, sampler, ensemble, strength, tileSize, this.#budget, progress),
+        model.denoise(data, width, height, { steps, sampler, ensemble, strength, tileSize }, progress),
       );
       return toImageData(output, width, height);
     } catch (error) {
@@ -782,8 +753,7 @@ export class Denoiser {
   memoryUsage() {
     if (this.backend !== "webgpu") return null;
     const runtime = this.#runtime;
-    const json = callSync(runtime, () => runtime.glue.webgpuMemoryUsage());
-    return json === undefined ? null : JSON.parse(json);
+    return callSync(runtime, () => runtime.glue.webgpuMemoryUsage()) ?? null;
   }
 
   /**

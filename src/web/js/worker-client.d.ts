@@ -1,7 +1,7 @@
 // realdenoise/worker-client: the Denoiser API run in a module worker, and the
 // types of the realdenoise/worker message protocol.
 import type {
-  Backend, DenoiseOptions, ImageInput, LoadOptions, MemoryUsage, ModelInfo, Progress, ErrorName, TilePlan,
+  Backend, DenoiseOptions, ImageInput, Limits, LoadOptions, MemoryUsage, ModelInfo, Progress, ErrorName, TilePlan,
 } from "./index.js";
 
 export {
@@ -28,7 +28,7 @@ export type WorkerRequest =
 /** Messages realdenoise/worker posts back (discriminated by `type`). */
 export type WorkerReply =
   | { id: number; type: "progress"; progress: Progress }
-  | { id: number; type: "loaded"; backend: Backend; reason: string; info: ModelInfo }
+  | { id: number; type: "loaded"; backend: Backend; reason: string; info: ModelInfo; limits: Limits }
   | { id: number; type: "result"; image: WorkerImage }
   | { id: number; type: "tile"; data: Float32Array; width: number; height: number }
   | { id: number; type: "plan"; plan: TilePlan }
@@ -82,6 +82,8 @@ export declare class WorkerDenoiser {
   readonly backend: Backend;
   readonly backendReason: string;
   readonly info: Readonly<ModelInfo>;
+  /** The library's limits and choices (see Denoiser.limits). */
+  readonly limits: Readonly<Limits>;
   /** Workers sharing the CPU work (1 on WebGPU). */
   readonly workers: number;
   /**

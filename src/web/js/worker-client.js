@@ -25,8 +25,6 @@ const abortError = () => namedError("AbortError", "the denoising run was aborted
 const WORKER_MIB = 384;
 /** The most workers "auto" starts (each is a full copy of the module and model). */
 const MAX_AUTO_WORKERS = 8;
-/** The most workers a caller may ask for. */
-const MAX_WORKERS = 64;
 /**
  * Side of the tile timed by estimate() when this device's speed is unknown:
  * on the CPU about a third of a second here; on WebGPU smaller, since the
@@ -320,6 +318,8 @@ export class WorkerDenoiser {
     this.backendReason = null;
     /** Model metadata from the weights header. */
     this.info = null;
+    /** The library's limits and choices (see Denoiser.limits). */
+    this.limits = null;
     /**
      * Seconds one worker takes per megapixel per network evaluation on
      * this device: measured by every finished run (or by estimate()'s
@@ -366,9 +366,10 @@ export class WorkerDenoiser {
     }
     const { worker: given, onProgress, workers = "auto", ...rest } = options;
     if (onProgress !== undefined && typeof onProgress !== "function") throw inputError("onProgress must be a function");
-    if (workers !== "auto" && !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) {
-      throw inputError(`workers must be "auto" or an integer from 1 to ${MAX_WORKERS} (got ${String(workers).slice(0, 80)})`);
-    }
+    // The upper bound is the library's (limits.maxWorkers), known once the first worker has loaded.
+    const workersError = (most) =>
+      inputError(`workers must be "auto" or an integer from 1 to ${most} (got ${String(workers).slice(0, 80)})`);
+    if (workers !== "auto" && !(Number.isInteger(workers) && workers >= 1)) throw workersError("the library's limit");
     const wanted = given ? 1 : workers === "auto" ? autoWorkers() : workers;
     const client = new WorkerDenoiser(given ?? defaultWorker());
     try {
@@ -380,6 +381,8 @@ export class WorkerDenoiser {
       client.backend = loaded.backend;
       client.backendReason = loaded.reason;
       client.info = Object.freeze(loaded.info);
+      client.limits = Object.freeze(loaded.limits);
+      if (workers !== "auto" && workers > loaded.limits.maxWorkers) throw workersError(loaded.limits.maxWorkers);
       if (loaded.backend === "cpu" && wanted > 1) await client.#startHelpers(message, wanted - 1, onProgress);
       onProgress?.({ stage: "ready", fraction: 1, workers: client.workers });
       return client;

@@ -9,7 +9,7 @@
 //                   { id, type: "memory" }
 //                   { id, type: "dispose" }
 //   worker -> page  { id, type: "progress", progress }
-//                   { id, type: "loaded", backend, reason, info }   (reason: Denoiser.backendReason)
+//                   { id, type: "loaded", backend, reason, info, limits }   (reason: Denoiser.backendReason; limits: Denoiser.limits)
 //                   { id, type: "result", image: { data, width, height } }   (data transferred)
 //                   { id, type: "error", name, message }
 //                   { id, type: "plan", plan }   (see Denoiser.planTiles)
@@ -49,7 +49,9 @@ async function handle(message) {
       const previous = denoiser;
       denoiser = loaded;
       await previous?.dispose().catch(() => {});
-      reply({ id, type: "loaded", backend: denoiser.backend, reason: denoiser.backendReason, info: denoiser.info });
+      reply({
+        id, type: "loaded", backend: denoiser.backend, reason: denoiser.backendReason, info: denoiser.info, limits: denoiser.limits,
+      });
       break;
     }
     case "denoise":
