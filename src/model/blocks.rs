@@ -60,7 +60,7 @@ impl<B: Backend> ResidualBlock<B> {
 }
 
 /// The convolutions [`ResidualBlock::new`] builds, as `(input, output,
-/// kernel)`: what the cost model counts for a block (`tests/model.rs`
+/// kernel)`: what the cost model counts for a block (`tests/library/model.rs`
 /// checks both against the built network).
 pub(crate) fn residual_block_convolutions(cin: usize, cout: usize) -> impl Iterator<Item = (usize, usize, usize)> {
     let projection = (cin != cout).then_some((cin, cout, 1));

@@ -1,7 +1,7 @@
 //! The U-Net's layers in forward order, written once: [`UNetConfig::init`]
 //! builds its modules from this plan and the cost model (FLOPs, the widest
 //! tensor, activation memory, parameters) counts the same plan, so the two
-//! cannot drift apart. `tests/model.rs` walks the built module and checks
+//! cannot drift apart. `tests/library/model.rs` walks the built module and checks
 //! the count layer by layer (weight shapes, resolutions, parameters).
 
 use super::blocks::{residual_block_convolutions, residual_block_parameters};

@@ -1,6 +1,6 @@
 //! Tiles cover the image, blend without seams, and match whole-image output.
 
-mod common;
+use crate::common;
 
 use burn::tensor::backend::Backend;
 use common::{device, photo_like, Cpu, Identity};

@@ -1,7 +1,7 @@
 //! The pipeline on a backend whose float type is not f32 (as f16/bf16 GPU
 //! backends are): the result comes back as f32 and matches the f32 run.
 
-mod common;
+use crate::common;
 
 use burn::backend::NdArray;
 use common::photo_like;

@@ -1,6 +1,6 @@
 //! The weights file round-trips and every kind of damage has its own error.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::Tensor;

@@ -3,7 +3,7 @@
 //! its conv2d and conv_transpose2d to plain reference loops on the shapes
 //! the model and its gradients use, and its sigmoid to the logistic function.
 
-mod common;
+use crate::common;
 
 use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};

@@ -13,13 +13,13 @@
 //! background:
 //!
 //! ```sh
-//! REALDENOISE_FUZZ_CASES=100000 cargo test --release --test fuzz -- --nocapture
+//! REALDENOISE_FUZZ_CASES=100000 cargo test --release --test library fuzz:: -- --nocapture
 //! ```
 //!
 //! `REALDENOISE_FUZZ_SEED` changes the seed (the default is fixed, so CI is
 //! deterministic); every case prints its seed when it fails.
 
-mod common;
+use crate::common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -39,8 +39,7 @@ const HANG: Duration = Duration::from_secs(5);
 /// itself needs beyond its parameters (burn's buffers and one 8x8 forward pass).
 const MODEL_OVERHEAD: usize = 16 << 20;
 
-#[path = "support/fuzzing.rs"]
-mod fuzzing;
+use crate::fuzzing;
 
 use fuzzing::{base_seed, case_seed, panic_message, peak_allocation, Rng, Tracking, INTERESTING};
 

@@ -1,6 +1,6 @@
 //! The facts method.md derives from the sampler equations.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 

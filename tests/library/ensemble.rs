@@ -3,7 +3,7 @@
 //! counts every evaluation, so long ensemble steps can be watched and
 //! cancelled.
 
-mod common;
+use crate::common;
 
 use burn::tensor::backend::Backend;
 use common::{device, photo_like, Cpu};

@@ -1,6 +1,6 @@
 //! The U-Net's shape behaviour, size and cost.
 
-mod common;
+use crate::common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
