@@ -158,7 +158,10 @@ test("vite build keeps the glue copy the package restarts a crashed module from"
         const exports = await module.default({ module_or_path: `/assets/${wasm}` });
         const bytes = new Uint8Array(await (await fetch(`/assets/${weights}`)).arrayBuffer());
         const model = await module.Model.load(bytes, "cpu");
-        const out = await model.denoise(new Uint8Array(16 * 16 * 4).fill(100), 16, 16, 1, "improved", "off", 1, 0, 2 ** 28, async () => true);
+        const out = await model.denoise(
+          new Uint8Array(16 * 16 * 4).fill(100), 16, 16,
+          { steps: 1, sampler: "improved", ensemble: "off", strength: 1, tileSize: 0 }, async () => true,
+        );
         widths.push({ length: out.length, memory: exports.memory.buffer.byteLength > 0 });
         model.free();
       }
