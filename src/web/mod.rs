@@ -215,8 +215,7 @@ impl Model {
     pub fn plan(&self, width: u32, height: u32, options: JsValue) -> Result<JsValue, JsValue> {
         check_size(width, height)?;
         let PlanOptions { tile_size, workers } = from_js(options, "plan options")?;
-        let run = RunOptions { steps: 1, sampler: "improved".into(), ensemble: "off".into(), strength: 1.0, tile_size };
-        let options = self.options(&run)?;
+        let options = self.tiling(tile_size);
         let config = match &self.engine {
             Engine::WebGpu(d) => d.config(),
             Engine::Cpu(d) => d.config(),
@@ -280,8 +279,19 @@ impl Model {
         }
     }
 
-    /// The library's options for a run: the browser's memory budget for
-    /// this backend (src/device.rs) and the device's buffer limit.
+    /// What decides the tiles: `tile_size` (0 = from the budget), the
+    /// browser's memory budget for this backend (src/device.rs) and the
+    /// device's buffer limit; the sampling options keep their defaults.
+    fn tiling(&self, tile_size: u32) -> DenoiseOptions {
+        DenoiseOptions {
+            tile_size: (tile_size > 0).then_some(tile_size as usize),
+            memory_budget: device::memory_budget(Platform::Browser, self.device_backend()),
+            max_buffer_bytes: self.max_buffer_bytes,
+            ..DenoiseOptions::default()
+        }
+    }
+
+    /// The library's options for a run: its sampling options and [`Self::tiling`].
     fn options(&self, run: &RunOptions) -> Result<DenoiseOptions, JsValue> {
         let sampler: SamplerKind = run.sampler.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
         let ensemble: Ensemble = run.ensemble.parse().map_err(|e: String| js_error(ErrorName::Input, &e))?;
@@ -290,10 +300,7 @@ impl Model {
             sampler,
             ensemble,
             strength: run.strength,
-            tile_size: (run.tile_size > 0).then_some(run.tile_size as usize),
-            memory_budget: device::memory_budget(Platform::Browser, self.device_backend()),
-            max_buffer_bytes: self.max_buffer_bytes,
-            ..DenoiseOptions::default()
+            ..self.tiling(run.tile_size)
         })
     }
 
