@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/realdenoise
 TRAINED_WEIGHTS := weights/realdenoise.rdnz
 UNTRAINED_WEIGHTS := weights/realdenoise-untrained.rdnz
 
-.PHONY: data train gpu-trainer gpu-trainer-tch eval export demo serve www-vendor test-e2e test test-rust test-browser budgets setup build weights pkg clean help
+.PHONY: data train gpu-trainer gpu-trainer-tch eval export demo serve www-vendor test-e2e test test-rust test-browser budgets bench-onnx setup build weights pkg clean help
 
 help:
 	@echo "make demo    serve the demo page (www/) at http://127.0.0.1:8080 (PORT=...)"
@@ -21,6 +21,7 @@ help:
 	@echo "make gpu-trainer  the CUDA trainer to carry to a lent GPU machine (out/gpu/)"
 	@echo "make eval    score weights/realdenoise.rdnz against BM3D and FFDNet (docs/eval)"
 	@echo "make export  write the run's EMA weights and model card to weights/"
+	@echo "make bench-onnx  one network evaluation side by side with ONNX Runtime (native, wasm, WebGPU) into docs/benchmarks.md"
 
 setup:
 	@bash scripts/setup.sh
@@ -101,6 +102,12 @@ budgets: pkg
 	@dpkg -s chromium >/dev/null 2>&1 || { sudo_cmd=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo_cmd apt-get install -y -qq chromium >/dev/null; }
 	npm --prefix tests/browser install --no-audit --no-fund --silent
 	cd tests/browser && node ./budgets.mjs
+
+# One network evaluation side by side with ONNX Runtime and PyTorch on the
+# same network and weights: native CPU, wasm CPU and WebGPU in headless
+# Chromium (bench/onnx/run.sh; about 10 minutes once built). Not in `make test`.
+bench-onnx: pkg
+	bash bench/onnx/run.sh
 
 # Training (training/README.md). Every call resumes RUN from its last
 # checkpoint; MINUTES bounds one call (e.g. 10-minute chunks on a lent GPU).

@@ -195,6 +195,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.single {
         return single(&args);
     }
+    if args.network_worker {
+        return network_worker(&args);
+    }
     parent(&args)
 }
 
@@ -709,6 +712,71 @@ fn reference_dump(args: &BenchArgs, directory: &Path) -> Result<()> {
     };
     std::fs::write(directory.join("meta.json"), serde_json::to_string_pretty(&meta).expect("serialises"))?;
     println!("wrote the reference (input {DUMP_WIDTH}x{DUMP_HEIGHT}, t = {t}, {DUMP_STEPS}-step improved sampler) to {}", directory.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Single network evaluations for the side-by-side with ONNX Runtime.
+
+/// The hidden `bench --network-worker` mode that `bench/onnx/native.py`
+/// drives, so that burn, ONNX Runtime and PyTorch take turns on one network
+/// evaluation each: it loads the weights on the CPU backend (burn ndarray,
+/// f32) and answers one command per line of stdin with one line on stdout.
+///
+/// - `eval WIDTH HEIGHT T INPUT [OUTPUT]`: evaluates `S(x_t, T)` once, with
+///   `x_t` read from INPUT (raw little-endian f32, `[1, 3, HEIGHT, WIDTH]`;
+///   read once per path and kept), and answers `ms MILLISECONDS`: the upload,
+///   the forward pass and the read-back into host memory. With OUTPUT, the
+///   result is then written there as raw little-endian f32.
+/// - `quit` (or the end of stdin) stops.
+///
+/// It starts by printing `ready T` (the model's number of timesteps).
+fn network_worker(args: &BenchArgs) -> Result<()> {
+    use std::io::BufRead;
+    type Cpu = burn::backend::NdArray<f32>;
+    let weights = weights_path(args)?;
+    let bytes = realdenoise::weights::read_file(&weights)?;
+    let device = Default::default();
+    let denoiser = Denoiser::<Cpu>::from_bytes(&bytes, &device)
+        .with_context(|| format!("cannot load weights {}", weights.display()))?;
+    let mut inputs: std::collections::HashMap<String, Vec<f32>> = Default::default();
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ready {}", denoiser.config().timesteps)?;
+    stdout.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] | ["quit"] => break,
+            ["eval", width, height, t, input, output @ ..] if output.len() <= 1 => {
+                let parse = |word: &str| word.parse::<usize>().with_context(|| format!("'{word}' in '{line}' is not a number"));
+                let (width, height, t) = (parse(width)?, parse(height)?, parse(t)?);
+                if !inputs.contains_key(*input) {
+                    let raw = std::fs::read(input).with_context(|| format!("cannot read {input}"))?;
+                    let values: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                    inputs.insert(input.to_string(), values);
+                }
+                let x_t = inputs[*input].clone();
+                if x_t.len() != 3 * width * height || t > denoiser.config().timesteps {
+                    bail!("'{line}': {input} holds {} values, [1, 3, {height}, {width}] needs {}; T = {}", x_t.len(), 3 * width * height, denoiser.config().timesteps);
+                }
+                let started = Instant::now();
+                let tensor = Tensor::<Cpu, 4>::from_data(TensorData::new(x_t, [1, 3, height, width]), &device);
+                let result = denoiser.model().predict(tensor, t).into_data();
+                let milliseconds = started.elapsed().as_secs_f64() * 1e3;
+                if let [output] = output {
+                    let values = result.convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    std::fs::write(output, raw).with_context(|| format!("cannot write {output}"))?;
+                } else {
+                    std::hint::black_box(result);
+                }
+                writeln!(stdout, "ms {milliseconds}")?;
+                stdout.flush()?;
+            }
+            _ => bail!("unknown command '{line}' (expected 'eval WIDTH HEIGHT T INPUT [OUTPUT]' or 'quit')"),
+        }
+    }
     Ok(())
 }
 

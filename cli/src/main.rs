@@ -139,6 +139,9 @@ pub struct BenchArgs {
     /// Measure one configuration in this process and print it as one JSON line (used by the parent run).
     #[arg(long, hide = true)]
     single: bool,
+    /// Time single network evaluations on the CPU, driven over stdin/stdout (bench/onnx/native.py).
+    #[arg(long, hide = true)]
+    network_worker: bool,
 }
 
 /// The inputs `denoise` accepts, for its `--help` (the values of
