@@ -10,6 +10,12 @@
 # Runs go to runs/proxy/NAME (their weights git-ignored); the table goes to
 # runs/proxy/results.md. Uses burn-tch (training/tch.sh), the fastest CPU
 # backend here.
+#
+# THREADS=N sets LibTorch's intra-op threads (OMP_NUM_THREADS). Two
+# single-threaded instances over disjoint variant lists finish a table in
+# about half the wall time of one two-threaded instance on two cores, with
+# the same CPU budget per variant; every variant of one table should be run
+# the same way, since one thread spends fewer CPU seconds per step than two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 budget="${1:-15}"
@@ -19,6 +25,7 @@ mkdir -p "$out"
 # OpenMP threads that wait by spinning burn CPU time while another process
 # holds the other core; passive waiting keeps the budget a measure of work.
 export OMP_WAIT_POLICY=PASSIVE
+[ -n "${THREADS:-}" ] && export OMP_NUM_THREADS="$THREADS"
 
 # name -> architecture flags. Inference cost per pixel per step against
 # today's network (249 GFLOP per megapixel): level4 1.03x, unshuffle32
@@ -72,7 +79,9 @@ for name in sorted(os.listdir(out)):
     last = [r for r in csv.DictReader(open(os.path.join(run, "log.csv"))) if r["validation_psnr"]][-1]
     rows.append((name, gflops, per_step, int(last["step"]), float(last["validation_psnr"]), float(last["validation_psnr_1step"]), float(last["validation_psnr_unseen"])))
 base = next((r[1] for r in rows if r[0] == "today"), None)
-lines = [f"Proxy runs: {budget} CPU minutes of training steps each (2 cores, burn-tch), from scratch, seed 19, 4 crops of 128 px, "
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+threads = os.environ.get("THREADS", str(os.cpu_count()))
+lines = [f"Proxy runs: {budget} CPU minutes of training steps each ({cpu}, {os.cpu_count()} cores, {threads} thread(s) per run, burn-tch), from scratch, seed 19, 4 crops of 128 px, "
          "lr 5e-4 wsd; validation 24 crops of 256 px at the three levels (EMA weights).", "",
          "| variant | GFLOP/MP/step | x today | CPU s/step | steps | training camera, 4 steps (dB) | 1 step (dB) | unseen camera, 4 steps (dB) |",
          "|---|---|---|---|---|---|---|---|"]
