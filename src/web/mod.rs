@@ -269,6 +269,46 @@ impl Model {
         };
         result.map(|()| image.data).map_err(denoise_error)
     }
+
+    /// One network evaluation `S(x_t, t)` and nothing else (no tiles, no
+    /// sampler, no clamp): `x_t` is planar `[3, height, width]` f32, the
+    /// result the same. For benchmarks against other runtimes on the same
+    /// network (bench/onnx/) and for checking their outputs; the package's
+    /// JavaScript wrapper does not expose it.
+    pub async fn evaluate(&self, x_t: Vec<f32>, width: u32, height: u32, t: u32) -> Result<Vec<f32>, JsValue> {
+        check_size(width, height)?;
+        let (w, h) = (width as usize, height as usize);
+        if x_t.len() != 3 * w * h {
+            return Err(js_error(ErrorName::Input, &format!("x_t has {} values; [3, {h}, {w}] needs {}", x_t.len(), 3 * w * h)));
+        }
+        match &self.engine {
+            Engine::WebGpu(d) => evaluate_on(d, x_t, w, h, t as usize).await,
+            Engine::Cpu(d) => evaluate_on(d, x_t, w, h, t as usize).await,
+        }
+    }
+}
+
+async fn evaluate_on<B: burn::tensor::backend::Backend>(
+    denoiser: &Denoiser<B>,
+    x_t: Vec<f32>,
+    width: usize,
+    height: usize,
+    t: usize,
+) -> Result<Vec<f32>, JsValue> {
+    use crate::diffusion::Predictor;
+    use burn::tensor::{Tensor, TensorData};
+    let timesteps = denoiser.config().timesteps;
+    if t > timesteps {
+        return Err(js_error(ErrorName::Input, &format!("t = {t} is above the model's T = {timesteps}")));
+    }
+    let input = Tensor::<B, 4>::from_data(TensorData::new(x_t, [1, 3, height, width]), denoiser.device());
+    let output = denoiser
+        .model()
+        .predict(input, t)
+        .into_data_async()
+        .await
+        .map_err(|error| js_error(ErrorName::Backend, &format!("{error:?}")))?;
+    output.convert::<f32>().into_vec::<f32>().map_err(|error| js_error(ErrorName::Backend, &format!("{error:?}")))
 }
 
 impl Model {
