@@ -76,4 +76,4 @@ fi
 echo "== 4. docs/benchmarks.md"
 "$PY" bench/onnx/report.py --check "$RESULTS/check.json" --native "$RESULTS/native.json" --browser "$RESULTS/browser.json" \
     --doc docs/benchmarks.md --note "${NOTE:-}" \
-    --command "$(printf '%q ' env SIZES="$SIZES" REPEATS="$REPEATS" WEB_REPEATS="$WEB_REPEATS" WEBGPU_SIZES="$WEBGPU_SIZES" WEBGPU_REPEATS="$WEBGPU_REPEATS" make bench-onnx | sed 's/ $//')"
+    --command "$(printf '%q ' env SIZES="$SIZES" REPEATS="$REPEATS" WEB_REPEATS="$WEB_REPEATS" WEBGPU_SIZES="$WEBGPU_SIZES" WEBGPU_REPEATS="$WEBGPU_REPEATS" bash bench/onnx/run.sh | sed 's/ $//')"
