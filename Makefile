@@ -105,7 +105,7 @@ budgets: pkg
 
 # One network evaluation side by side with ONNX Runtime and PyTorch on the
 # same network and weights: native CPU, wasm CPU and WebGPU in headless
-# Chromium (bench/onnx/run.sh; about 10 minutes once built). Not in `make test`.
+# Chromium (bench/onnx/run.sh; about 11 minutes once built). Not in `make test`.
 bench-onnx: pkg
 	bash bench/onnx/run.sh
 
